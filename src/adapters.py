@@ -1,0 +1,88 @@
+"""The three ways a signature is put to a model (--adapter chat|json|structured), each stripping <think> traces."""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+from typing import Any
+
+import dspy
+from dspy.adapters.json_adapter import _get_structured_outputs_response_format, _has_open_ended_mapping
+
+from src.config import ADAPTERS, ModelSpec
+from src.errors import UserError
+
+# Reasoning models (qwen3, deepseek-r1) emit <think>...</think> before the answer; some chat templates open the
+# tag in the prompt so only the closing tag reaches us.
+_THINK_BLOCK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
+_CHARS_PER_TOKEN = 4.0  # thinking length is reported in estimated tokens; no tokenizer is shared by all backends
+
+# The engine installs a list here per example; the adapter appends every trace it removes.
+thinking_traces: ContextVar[list[str] | None] = ContextVar("thinking_traces", default=None)
+
+
+def strip_thinking(text: str) -> tuple[str, str]:
+    """(visible answer, removed thinking). An unterminated <think> means the whole reply was thinking."""
+    if not text:
+        return text, ""
+    traces = _THINK_BLOCK.findall(text)
+    visible = _THINK_BLOCK.sub("", text)
+    lower = visible.lower()
+    if "</think>" in lower:  # opening tag was part of the prompt template
+        cut = lower.rindex("</think>")
+        traces.insert(0, visible[:cut])
+        visible = visible[cut + len("</think>"):]
+    elif "<think>" in lower:  # truncated while thinking
+        cut = lower.index("<think>")
+        traces.append(visible[cut + len("<think>"):])
+        visible = visible[:cut]
+    return visible.strip(), "\n".join(t.strip() for t in traces).strip()
+
+
+def estimate_tokens(text: str) -> int:
+    return round(len(text) / _CHARS_PER_TOKEN) if text else 0
+
+
+class _StripsThinking:
+    def parse(self, signature: type[dspy.Signature], completion: str) -> dict[str, Any]:
+        visible, thinking = strip_thinking(completion)
+        if thinking:
+            sink = thinking_traces.get()
+            if sink is not None:
+                sink.append(thinking)
+        return super().parse(signature, visible)  # type: ignore[misc]
+
+
+class ChatAdapter(_StripsThinking, dspy.ChatAdapter):
+    """DSPy's default field-marker format (as the original study ran)."""
+
+
+class JSONAdapter(_StripsThinking, dspy.JSONAdapter):
+    """JSON object output; sends a schema only where DSPy knows the model supports one."""
+
+
+class StructuredAdapter(_StripsThinking, dspy.JSONAdapter):
+    """JSON output with the signature's JSON schema always sent as response_format.
+
+    The backend enforces it while decoding (llama.cpp grammar, Ollama `format`, OpenAI structured outputs), so
+    the reply always parses. DSPy's own JSONAdapter sends no schema to endpoints it cannot look up in its
+    capability tables (any `openai/<local name>` server), which is why this adapter exists.
+    """
+
+    def _prepare_response_format(self, lm, lm_kwargs, signature):
+        if _has_open_ended_mapping(signature):
+            lm_kwargs["response_format"] = {"type": "json_object"}
+            return
+        lm_kwargs["response_format"] = _get_structured_outputs_response_format(signature, self.use_native_function_calling)
+
+
+def build_adapter(name: str | None, spec: ModelSpec) -> dspy.Adapter:
+    """The adapter for a model: --adapter if given, else the model's registered default."""
+    name = name or spec.adapter
+    if name not in ADAPTERS:
+        raise UserError(f"--adapter must be one of {', '.join(ADAPTERS)}, not '{name}'")
+    if name == "chat":
+        return ChatAdapter(use_json_adapter_fallback=spec.json_fallback)
+    if name == "json":
+        return JSONAdapter()
+    return StructuredAdapter()

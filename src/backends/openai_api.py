@@ -1,0 +1,59 @@
+"""OpenAI backend, and any OpenAI-compatible server (vLLM, llama.cpp, LM Studio) through a base URL."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dspy
+
+from src.backends.base import Backend, LMSettings
+
+
+class OpenAIBackend(Backend):
+    provider = "openai"
+    default_concurrency = 8  # latency-bound: concurrency is what makes API baselines fast
+    key_env = "OPENAI_API_KEY"
+    base_env = "OPENAI_BASE_URL"
+
+    @property
+    def api_key_env(self) -> str:
+        return self.spec.api_key_env or self.key_env
+
+    @property
+    def api_base(self) -> str | None:
+        return self.spec.api_base or os.environ.get(self.base_env) or None
+
+    def problems(self) -> list[str]:
+        if not os.environ.get(self.api_key_env, "").strip():
+            return [f"model {self.spec.key}: {self.api_key_env} is not set: put it in .env (see .env.example) "
+                    f"or export it"]
+        return []
+
+    def make_lm(self, settings: LMSettings) -> dspy.LM:
+        kwargs: dict[str, Any] = {"api_key": os.environ.get(self.api_key_env)}
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        return self._lm(f"openai/{self.spec.model_id}", settings, **kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "endpoint": self.api_base or "https://api.openai.com/v1"}
+
+
+class OpenAICompatibleBackend(OpenAIBackend):
+    """A self-hosted OpenAI-protocol server named in models.json (api_base required; key optional)."""
+
+    provider = "openai_compatible"
+    default_concurrency = 4
+
+    def problems(self) -> list[str]:
+        if self.spec.api_key_env and not os.environ.get(self.spec.api_key_env, "").strip():
+            return [f"model {self.spec.key}: {self.spec.api_key_env} is not set (models.json names it as the key)"]
+        return []
+
+    def make_lm(self, settings: LMSettings) -> dspy.LM:
+        key = os.environ.get(self.spec.api_key_env, "") if self.spec.api_key_env else ""
+        return self._lm(f"openai/{self.spec.model_id}", settings, api_key=key or "none", api_base=self.spec.api_base)
+
+    def describe(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model_id": self.spec.model_id, "endpoint": self.spec.api_base}

@@ -1,0 +1,72 @@
+"""The common flags every runner shares (parsed once, same meaning everywhere) and the one-line-error entry wrapper."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from src.config import ADAPTERS
+from src.errors import PreflightError, UserError
+from src.tasks.data import DATA_MODES
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + error
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{value}'") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {n}")
+    return n
+
+
+def parser(description: str, *, limit_default: int | None = None) -> argparse.ArgumentParser:
+    """A parser with the shared flags: --models --tasks --data --results-dir --limit --concurrency --adapter
+    --force --dry-run (plus --no-cache)."""
+    p = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("common flags (same meaning in every runner)")
+    g.add_argument("--models", default=None, help="comma-separated model keys (see src/config.py, models.json)")
+    g.add_argument("--tasks", default="all", help="comma-separated task keys, or 'all' (default)")
+    g.add_argument("--data", default="auto", choices=DATA_MODES,
+                   help="auto: mirror if IA_DATA_DIR is set, else hub if reachable, else built-in smoke samples")
+    g.add_argument("--results-dir", default=None, help="where result files go (default: ./results)")
+    g.add_argument("--limit", type=_positive_int, default=limit_default,
+                   help=f"eval examples per task, the first N of the eval split (0 = all; default {limit_default})")
+    g.add_argument("--concurrency", type=_positive_int, default=None,
+                   help="examples in flight at once (default: the backend's: embedded 2, ollama 2, APIs 8)")
+    g.add_argument("--adapter", default=None, choices=ADAPTERS,
+                   help="how signatures are put to the model (default: structured for embedded, chat otherwise)")
+    g.add_argument("--force", action="store_true", help="redo finished work (old files are archived, not lost)")
+    g.add_argument("--dry-run", action="store_true", help="print the plan and projected LM calls; run nothing")
+    g.add_argument("--no-cache", action="store_true", help="disable DSPy's response cache (.cache/dspy)")
+    return p
+
+
+def split_list(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def run(main: Callable[[], int]) -> None:
+    """Run an entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        code = main()
+    except PreflightError as exc:
+        print("preflight failed (nothing was run):", file=sys.stderr)
+        for line in exc.problems:
+            print(f"  - {line}", file=sys.stderr)
+        code = exc.exit_code
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished examples are saved; rerun the same command to resume", file=sys.stderr)
+        code = 130
+    sys.stdout.flush()
+    raise SystemExit(code or 0)
