@@ -132,3 +132,38 @@ def print_table(summaries: list[UnitSummary], out=sys.stdout) -> None:
             print(f"  {name}: {score} (n={s.n}, pf={s.parse_failures}, err={s.errors})  {s.status}", file=out)
     failed = len(summaries) - len(rows)
     print(f"{len(rows)} unit(s) ok, {failed} failed", file=out)
+
+
+def single_run_main(kind: str) -> int:
+    """`python -m src.local_eval|api_eval --model M --task T [--program PATH]`: one unit through the same engine."""
+    from src import cli
+    from src.config import DEFAULT_EVAL_LIMIT, load_config
+    from src.programs import load_program
+
+    p = cli.parser(f"Evaluate one {kind} model on one task (baseline, or a saved program with --program).",
+                   limit_default=DEFAULT_EVAL_LIMIT)
+    p.add_argument("--model", required=True, help="model key")
+    p.add_argument("--task", required=True, help="task key")
+    p.add_argument("--program", default=None, help="a saved DSPy program (.json) to evaluate instead of the baseline")
+    p.add_argument("--allow-version-mismatch", action="store_true",
+                   help="evaluate a program saved under another DSPy version")
+    args = p.parse_args()
+    config = load_config()
+    spec = config.model(args.model)
+    if file_kind(spec) != kind:
+        raise UserError(f"model {spec.key} is a {file_kind(spec)} model: use python -m src.{file_kind(spec)}_eval")
+    req = MatrixRequest(
+        phase="optimized" if args.program else "baseline", model_keys=[spec.key], task_keys=[config.task(args.task).key],
+        data_mode=args.data, results_dir=Path(args.results_dir) if args.results_dir else config.results_dir,
+        limit=args.limit or None, concurrency=args.concurrency or None, adapter=args.adapter, force=args.force,
+        dry_run=args.dry_run, cache=not args.no_cache,
+    )
+
+    def program_for(task, _spec):
+        if args.program:
+            return load_program(task, Path(args.program), allow_version_mismatch=args.allow_version_mismatch)
+        return task.program(), {"kind": "baseline"}
+
+    summaries = evaluate_matrix(req, config, program_for)
+    print_table(summaries)
+    return 1 if any(s.status == "failed" for s in summaries) else 0
