@@ -11,7 +11,7 @@ from src.errors import PreflightError, UserError
 from src.tasks.data import DATA_MODES
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + error
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
@@ -30,7 +30,7 @@ def _positive_int(value: str) -> int:
 def parser(description: str, *, limit_default: int | None = None) -> argparse.ArgumentParser:
     """A parser with the shared flags: --models --tasks --data --results-dir --limit --concurrency --adapter
     --force --dry-run (plus --no-cache)."""
-    p = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("common flags (same meaning in every runner)")
     g.add_argument("--models", default=None, help="comma-separated model keys (see src/config.py, models.json)")
     g.add_argument("--tasks", default="all", help="comma-separated task keys, or 'all' (default)")

@@ -62,13 +62,13 @@ class DataCache:
 
 def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor) -> list[UnitSummary]:
     """Preflight every model, then run every (model, task) unit; one failed unit never stops the others."""
+    data = DataCache(config, req.data_mode)
     tasks = [get_task(k, config) for k in req.task_keys]
     specs = [config.model(k) for k in req.model_keys]
     if req.dry_run:
-        _print_plan(req, specs, tasks)
+        _print_plan(req, specs, tasks, data.source.describe())
         return []
     preflight(req.model_keys, config, req.adapter)
-    data = DataCache(config, req.data_mode)
     ctx = run_context()
     summaries: list[UnitSummary] = []
     for spec in specs:
@@ -100,9 +100,9 @@ def _describe(s: UnitSummary) -> str:
     return f"{s.status}, n={s.n}, score={s.score:.3f}{tail}"
 
 
-def _print_plan(req: MatrixRequest, specs: list[ModelSpec], tasks: list[Task]) -> None:
+def _print_plan(req: MatrixRequest, specs: list[ModelSpec], tasks: list[Task], source: str) -> None:
     limit = req.limit or "all"
-    print(f"dry run: phase={req.phase} data={req.data_mode} results-dir={req.results_dir} limit={limit}")
+    print(f"dry run: phase={req.phase} data={source} results-dir={req.results_dir} limit={limit}")
     calls = 0
     for spec in specs:
         for task in tasks:

@@ -43,7 +43,8 @@ def saved_dspy_version(path: Path) -> str | None:
     return ((state.get("metadata") or {}).get("dependency_versions") or {}).get("dspy")
 
 
-def load_program(task: Task, path: Path, *, allow_version_mismatch: bool = False) -> tuple[dspy.Module, dict[str, Any]]:
+def load_program(task: Task, path: Path, *, allow_version_mismatch: bool = False,
+                 chain_of_thought: bool | None = None) -> tuple[dspy.Module, dict[str, Any]]:
     """The task's program with a saved state applied, and the facts a result sidecar records about it.
 
     A program saved under another DSPy version is refused: the original study's tables were confounded by
@@ -56,7 +57,7 @@ def load_program(task: Task, path: Path, *, allow_version_mismatch: bool = False
     if saved != current and not allow_version_mismatch:
         raise UserError(f"{path} was saved with DSPy {saved}, this is DSPy {current}: re-optimize, or pass "
                         f"--allow-version-mismatch to evaluate it anyway (results will say so)")
-    program = task.program()
+    program = task.program(chain_of_thought)
     try:
         program.load(str(path))
     except Exception as exc:  # noqa: BLE001 - a foreign/corrupt state file

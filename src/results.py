@@ -186,7 +186,7 @@ def read_csv(path: Path) -> list[Record]:
             if missing:
                 raise UserError(f"{path}: not a result CSV (missing column(s) {', '.join(missing)})")
             return [Record.from_dict(row) for row in reader]
-    except (ValueError, csv.Error, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, csv.Error, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: corrupt result CSV ({exc})") from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,49 @@ class LMSettings:
     num_retries: int = 3
     temperature: float | None = None  # None: the model's registered temperature (0 unless fixed)
     max_tokens: int | None = None
+
+
+class Meter:
+    """Running totals of an LM's calls and tokens, whichever thread made them.
+
+    DSPy's usage tracker is copied into each worker thread of its parallel evaluator, so usage made inside an
+    optimizer never reaches the caller's tracker; every call does pass through LM.update_history, which feeds this.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls = self.input_tokens = self.output_tokens = self.cache_hits = 0
+
+    def add(self, usage: dict[str, Any]) -> None:
+        with self._lock:
+            self.calls += 1
+            if not usage:
+                self.cache_hits += 1  # DSPy reports no usage for a response served from its cache
+            self.input_tokens += int(usage.get("prompt_tokens") or 0)
+            self.output_tokens += int(usage.get("completion_tokens") or 0)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"lm_calls": self.calls, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                    "cache_hits": self.cache_hits}
+
+    def __deepcopy__(self, memo: dict) -> Meter:
+        return self  # copies of an LM (lm.copy, deepcopy of programs) keep counting into the same totals
+
+    def __reduce__(self):
+        return (Meter, ())
+
+
+class MeteredLM(dspy.LM):
+    """dspy.LM that also keeps a Meter; the only LM class the backend factory hands out."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.meter = Meter()
+
+    def update_history(self, entry: dict[str, Any]) -> None:
+        self.meter.add(entry.get("usage") or {})
+        super().update_history(entry)
 
 
 class Backend:
@@ -51,7 +95,7 @@ class Backend:
         temperature = settings.temperature if settings.temperature is not None else self.spec.temperature
         if self.spec.fixed_temperature is not None:
             temperature = self.spec.fixed_temperature
-        return dspy.LM(
+        return MeteredLM(
             model,
             temperature=temperature,
             max_tokens=settings.max_tokens or self.spec.max_tokens,

@@ -1,0 +1,112 @@
+"""Optimization runner: teacher-bootstrapped MIPROv2 (or another arm) per model x task over seeds, best on dev."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from src import cli
+from src.backends import preflight
+from src.config import STUDY_SEEDS, load_config
+from src.errors import UserError
+from src.evaluation import DataCache
+from src.optimize import ARMS, projected_calls, quiet_optimizer_logs, run_opt_unit, preset
+from src.programs import program_path
+from src.tasks import get_task, resolve_task_keys
+from src.units import ModelSession
+
+
+def _seeds(value: str) -> list[int]:
+    try:
+        seeds = [int(v) for v in cli.split_list(value)]
+    except ValueError:
+        raise UserError(f"--seeds must be comma-separated integers, not '{value}'") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UserError("--seeds needs at least one seed and no repeats")
+    return seeds
+
+
+def main() -> int:
+    p = cli.parser(__doc__)
+    p.add_argument("--optimizer", default="mipro_v2", choices=ARMS)
+    p.add_argument("--teacher", default=None, help="model that bootstraps demos and proposes instructions "
+                   "(default: the student itself, with a warning)")
+    p.add_argument("--seeds", default=",".join(map(str, STUDY_SEEDS)), help="optimizer seeds (default 10,20,30)")
+    p.add_argument("--preset", default="standard", help="budget: quick | study | standard (DSPy light) | full (medium)")
+    p.add_argument("--train-size", type=int, default=None, help="optimizer-train examples (default: the preset's)")
+    p.add_argument("--dev-size", type=int, default=None, help="dev examples used to pick the best seed")
+    p.add_argument("--verbose", action="store_true", help="show the optimizers' own step-by-step logs")
+    args = p.parse_args()
+    if not args.models:
+        raise UserError("--models is required (e.g. --models smollm2-135m)")
+    config = load_config()
+    budget = preset(args.preset)
+    models = cli.split_list(args.models)
+    for m in models:
+        config.model(m)
+    tasks = [get_task(k, config) for k in resolve_task_keys(args.tasks, config)]
+    seeds = _seeds(args.seeds)
+    train_size = args.train_size or budget.train_size
+    dev_size = args.dev_size or budget.dev_size
+    results_dir = Path(args.results_dir) if args.results_dir else config.results_dir
+    if args.teacher:
+        config.model(args.teacher)
+    data = DataCache(config, args.data)
+    n_seeds = 1 if args.optimizer == "cot_zero_shot" else len(seeds)
+
+    print(f"optimizing with {args.optimizer}, preset {budget.name}, seeds {seeds}, train {train_size} / dev {dev_size}, "
+          f"teacher {args.teacher or '(each student itself)'}, data {data.source.describe()}")
+    total = 0
+    for m in models:
+        for task in tasks:
+            calls = projected_calls(args.optimizer, task, budget, train_size, dev_size, n_seeds)
+            total += calls["total"]
+            print(f"  {m} x {task.key}: projected {calls['total']} LM calls (teacher {calls['teacher']}, student "
+                  f"{calls['student']}) -> {program_path(results_dir, m, task.key, args.optimizer)}")
+    print(f"projected LM calls in all: {total} (upper bounds; DSPy's MIPROv2 estimate plus bootstrapping and dev "
+          f"scoring; cached responses cost none)")
+    if args.dry_run:
+        return 0
+    if args.limit:
+        print("note: --limit is for evaluation; optimization never touches the eval split", file=sys.stderr)
+
+    preflight(models + ([args.teacher] if args.teacher else []), config, args.adapter)
+    quiet_optimizer_logs(args.verbose)
+    teacher_session = None
+    if args.teacher:
+        teacher_session = ModelSession.open(args.teacher, config, adapter=args.adapter, concurrency=args.concurrency,
+                                            cache=not args.no_cache)
+    results = []
+    for m in models:
+        student = ModelSession.open(m, config, adapter=args.adapter, concurrency=args.concurrency or None,
+                                    cache=not args.no_cache, max_tokens=budget.max_tokens)
+        for task in tasks:
+            print(f"[optimize] {m} / {task.key}: started", file=sys.stderr, flush=True)
+            try:
+                r = run_opt_unit(args.optimizer, task, data.get(task), student, teacher_session or student, budget,
+                                 seeds, results_dir, train_size, dev_size, args.force)
+            except UserError as exc:
+                from src.optimize import OptUnitResult
+
+                r = OptUnitResult(m, task.key, args.optimizer, "failed", message=str(exc))
+            results.append(r)
+            if r.status == "failed":
+                print(f"[optimize] {m} / {task.key}: FAILED: {r.message}", file=sys.stderr, flush=True)
+            else:
+                print(f"[optimize] {m} / {task.key}: {r.status}, dev {r.baseline_dev_score:.3f} -> {r.dev_score:.3f} "
+                      f"(seed {r.chosen_seed}), {r.lm_calls} LM calls, {r.wall_s:.1f}s", file=sys.stderr, flush=True)
+
+    print("\nmodel x task  dev: baseline -> optimized (chosen seed)  LM calls  wall  status")
+    for r in results:
+        if r.status == "failed":
+            print(f"  {r.model} x {r.task}: FAILED - {r.message}")
+        else:
+            print(f"  {r.model} x {r.task}: {r.baseline_dev_score:.3f} -> {r.dev_score:.3f} (seed {r.chosen_seed})  "
+                  f"{r.lm_calls}  {r.wall_s:.0f}s  {r.status}")
+    failed = [r for r in results if r.status == "failed"]
+    print(f"{len(results) - len(failed)} unit(s) ok, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

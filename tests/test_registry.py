@@ -1,0 +1,66 @@
+"""models.json / tasks.json extend the registries; malformed files fail with one line naming the file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+from src.config import CORE_MODELS, load_config
+from src.errors import ConfigError
+
+
+def test_builtin_registry_has_the_study_models_and_nine_tasks(workdir):
+    config = load_config()
+    assert CORE_MODELS == ["llama3.2", "mistral", "qwen2.5_7b", "phi4", "gpt-4o", "gpt-5.2"]
+    assert list(config.tasks) == ["classification", "math", "qa", "extraction", "analysis", "synthesis",
+                                  "agentic", "rag", "code"]
+    assert config.model("qwen2.5_7b").model_id == "qwen2.5:7b"
+    assert config.model("gpt-5.2").temperature == 1.0  # rejects 0
+    assert config.model("smollm2-135m").adapter == "structured"
+    assert config.model("gpt-4o").adapter == "chat"
+    assert config.model("gpt-4o").cost_usd(1_000_000, 1_000_000) == pytest.approx(12.5)
+
+
+def test_models_json_adds_and_overrides(workdir):
+    (workdir / "models.json").write_text(json.dumps({"models": [
+        {"key": "vllm-llama", "provider": "openai_compatible", "model_id": "meta-llama/Llama-3.1-8B-Instruct",
+         "kind": "local", "api_base": "http://gpu-box:8000/v1", "schema_decoding": True},
+        {"key": "phi4", "num_ctx": 32768},
+    ]}))
+    config = load_config()
+    assert config.model("vllm-llama").api_base == "http://gpu-box:8000/v1"
+    assert config.model("phi4").num_ctx == 32768 and config.model("phi4").model_id == "phi4"
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("{not json", "not valid JSON"),
+    (json.dumps([{"key": "x", "provider": "ollama"}]), "missing required field(s) model_id, kind"),
+    (json.dumps([{"key": "x", "provider": "bard", "model_id": "b", "kind": "api"}]), "provider 'bard'"),
+    (json.dumps([{"key": "phi4", "num_ctx": "big"}]), "field 'num_ctx' has invalid value"),
+    (json.dumps([{"key": "phi4", "colour": "red"}]), "unknown field 'colour'"),
+    (json.dumps({"models": 3}), "expected a list of objects"),
+])
+def test_bad_models_json_names_the_file(workdir, content, expected):
+    (workdir / "models.json").write_text(content)
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    assert str(workdir / "models.json") in str(err.value) and expected in str(err.value)
+
+
+def test_bad_tasks_json_is_one_line_on_the_cli(workdir):
+    (workdir / "tasks.json").write_text(json.dumps([{"key": "sentiment", "metric": "vibes"}]))
+    r = run_cli(["src.run_baseline_v2", "--models", "smollm2-135m", "--dry-run"], cwd=workdir)
+    assert r.returncode == 2
+    assert "tasks.json" in r.stderr and "missing required field(s)" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_tasks_json_declares_a_generic_task(workdir):
+    (workdir / "tasks.json").write_text(json.dumps([{
+        "key": "capitals", "metric": "exact_match", "inputs": ["country"], "output": "capital", "gold": "capital",
+        "dataset": {"hub_id": "me/capitals", "eval_split": "test", "train_split": "train"},
+        "instructions": "Name the capital city."}]))
+    spec = load_config().task("capitals")
+    assert spec.module == "src.tasks.custom" and spec.eval.folder == "me__capitals"
