@@ -1,16 +1,19 @@
-"""The three ways a signature is put to a model (--adapter chat|json|structured), each stripping <think> traces."""
+"""The three ways a signature is put to a model (--adapter chat|json|structured), with one set of parsing rules."""
 
 from __future__ import annotations
 
 import re
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import dspy
 from dspy.adapters.json_adapter import _get_structured_outputs_response_format, _has_open_ended_mapping
 
+from dspy.utils.exceptions import AdapterParseError
+
 from src.config import ADAPTERS, ModelSpec
 from src.errors import UserError
+from src.tasks.metrics import match_label
 
 # Reasoning models (qwen3, deepseek-r1) emit <think>...</think> before the answer; some chat templates open the
 # tag in the prompt so only the closing tag reaches us.
@@ -43,25 +46,54 @@ def estimate_tokens(text: str) -> int:
     return round(len(text) / _CHARS_PER_TOKEN) if text else 0
 
 
-class _StripsThinking:
+def _relaxed(signature: type[dspy.Signature]) -> tuple[type[dspy.Signature] | None, dict[str, tuple]]:
+    """The signature with Literal outputs read as plain text, and each such field's allowed values."""
+    choices = {name: get_args(f.annotation) for name, f in signature.output_fields.items()
+               if get_origin(f.annotation) is Literal}
+    relaxed = signature
+    for name in choices:
+        relaxed = relaxed.with_updated_fields(name, type_=str)
+    return (relaxed if choices else None), choices
+
+
+class _Tolerant:
+    """Parsing rules shared by every adapter here:
+
+    - <think>...</think> traces are removed before parsing and handed to the engine (reasoning models);
+    - a Literal output that names an allowed value up to case, spaces, hyphens or underscores ("Card Arrival" for
+      card_arrival) is that value, and one outside the list is kept as text for the metric to mark wrong:
+      a parse failure means the reply had no readable fields, not that the model chose badly.
+    """
+
     def parse(self, signature: type[dspy.Signature], completion: str) -> dict[str, Any]:
         visible, thinking = strip_thinking(completion)
         if thinking:
             sink = thinking_traces.get()
             if sink is not None:
                 sink.append(thinking)
-        return super().parse(signature, visible)  # type: ignore[misc]
+        try:
+            return super().parse(signature, visible)  # type: ignore[misc]
+        except AdapterParseError:
+            relaxed, choices = _relaxed(signature)
+            if relaxed is None:
+                raise
+            fields = super().parse(relaxed, visible)  # type: ignore[misc]  # still unreadable: a real failure
+            for name, allowed in choices.items():
+                text = fields.get(name)
+                named = match_label(text, [str(a) for a in allowed]) if text is not None else None
+                fields[name] = next((a for a in allowed if str(a) == named), text)
+            return fields
 
 
-class ChatAdapter(_StripsThinking, dspy.ChatAdapter):
+class ChatAdapter(_Tolerant, dspy.ChatAdapter):
     """DSPy's default field-marker format (as the original study ran)."""
 
 
-class JSONAdapter(_StripsThinking, dspy.JSONAdapter):
+class JSONAdapter(_Tolerant, dspy.JSONAdapter):
     """JSON object output; sends a schema only where DSPy knows the model supports one."""
 
 
-class StructuredAdapter(_StripsThinking, dspy.JSONAdapter):
+class StructuredAdapter(_Tolerant, dspy.JSONAdapter):
     """JSON output with the signature's JSON schema always sent as response_format.
 
     The backend enforces it while decoding (llama.cpp grammar, Ollama `format`, OpenAI structured outputs), so

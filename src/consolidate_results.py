@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from src import cli, stats
+from src.comparison import Metric, paired_delta, score_interval
 from src.errors import UserError
 from src.report import SMOKE_BANNER, Cell, Plot, ReportDoc, Section, Table, to_markdown, write_report
 from src.results import Record, meta_path, now_iso, read_csv
@@ -44,8 +45,6 @@ REQUIRED_COLUMNS = ("experiment_id", "model", "task", "phase", "example_id", "pr
 _NUMERIC_FIELDS = ("score", "is_correct", "parse_failure", "latency_ms", "input_tokens", "output_tokens",
                    "thinking_tokens", "lm_calls", "cost_usd", "cache_hit")
 MAIN_PHASES = ("baseline", "optimized")
-N_PERM_MEAN = 10000  # sign-flip permutations for mean metrics (vectorised)
-N_PERM_AGGREGATE = 2000  # swap permutations when the corpus metric must be recomputed (e.g. micro-F1)
 MARKER = ".golden"  # identifies an output folder this tool made (and may therefore replace)
 
 TaskResolver = Callable[[str], "Task"]
@@ -616,56 +615,24 @@ class Consolidator:
         return issues
 
     # -- statistics ----------------------------------------------------------------------------------------------
+    def _metric(self, task: str) -> Metric:
+        ti = self.tinfo[task]
+        return Metric(ti.binary, ti.aggregate, ti.mean_aggregate)
+
     def arm_stat(self, u: Unit) -> ArmStat:
-        ti = self.tinfo[u.task]
         scores = [_score(r) for r in u.records]
-        n = len(scores)
-        value = ti.aggregate(scores)
-        n_correct = sum(r.is_correct for r in u.records)
-        if ti.binary:
-            k = int(round(sum(s.score for s in scores)))
-            lo, hi = stats.wilson_interval(k, n)
-            method = "Wilson"
-        else:
-            seed = _seed(self.opts.seed, f"arm|{u.phase}|{u.model}|{u.task}")
-            if ti.mean_aggregate:
-                lo, hi = stats.bootstrap_ci([s.score for s in scores], n_boot=self.opts.n_boot, seed=seed)
-            else:
-                lo, hi = stats.bootstrap_ci(scores, aggregate=ti.aggregate, n_boot=self.opts.n_boot, seed=seed)
-            method = "bootstrap"
-        return ArmStat(u, n, value, lo, hi, method, n_correct)
+        seed = _seed(self.opts.seed, f"arm|{u.phase}|{u.model}|{u.task}")
+        iv = score_interval(scores, self._metric(u.task), n_boot=self.opts.n_boot, seed=seed)
+        return ArmStat(u, iv.n, iv.value, iv.lo, iv.hi, iv.method, sum(r.is_correct for r in u.records))
 
     def paired(self, a: Unit, b: Unit, words: tuple[str, str] = ("lost", "gained")) -> Paired:
         """b vs a on shared ids; `words` name the McNemar discordant pairs (a-only right, b-only right)."""
-        ti = self.tinfo[a.task]
         shared = [e for e in a.ids if e in b.by_id]
-        n = len(shared)
         sa = [_score(a.by_id[e]) for e in shared]
         sb = [_score(b.by_id[e]) for e in shared]
-        if n == 0:
-            return Paired(a, b, 0, float("nan"), float("nan"), float("nan"), float("nan"), float("nan"),
-                          float("nan"), "no shared examples", "not comparable")
-        a_score, b_score = ti.aggregate(sa), ti.aggregate(sb)
-        delta = b_score - a_score
         seed = _seed(self.opts.seed, f"pair|{a.phase}|{a.model}|{b.phase}|{b.model}|{a.task}")
-        va, vb = [s.score for s in sa], [s.score for s in sb]
-        if ti.mean_aggregate:
-            lo, hi = stats.paired_bootstrap_delta_ci(va, vb, n_boot=self.opts.n_boot, seed=seed)
-        else:
-            lo, hi = stats.paired_bootstrap_delta_ci(sa, sb, aggregate=ti.aggregate, n_boot=self.opts.n_boot,
-                                                     seed=seed)
-        if ti.binary:
-            b_cnt = sum(1 for x, y in zip(va, vb) if x >= 0.5 > y)
-            c_cnt = sum(1 for x, y in zip(va, vb) if y >= 0.5 > x)
-            p = stats.mcnemar_exact(b_cnt, c_cnt)
-            test = f"McNemar exact ({b_cnt} {words[0]}, {c_cnt} {words[1]})"
-        elif ti.mean_aggregate:
-            p, how = stats.paired_permutation_test(va, vb, n_perm=N_PERM_MEAN, seed=seed)
-            test = f"sign-flip permutation, {how}"
-        else:
-            p, how = stats.paired_permutation_test(sa, sb, aggregate=ti.aggregate, n_perm=N_PERM_AGGREGATE, seed=seed)
-            test = f"swap permutation of the corpus metric, {how}"
-        return Paired(a, b, n, a_score, b_score, delta, lo, hi, p, test, stats.effect_verdict(delta, lo, hi, p))
+        d = paired_delta(sa, sb, self._metric(a.task), n_boot=self.opts.n_boot, seed=seed, words=words)
+        return Paired(a, b, d.n_shared, d.a_score, d.b_score, d.delta, d.lo, d.hi, d.p, d.test, d.verdict)
 
     def analyse(self) -> None:
         self.arms = {(u.phase, u.model, u.task): self.arm_stat(u) for u in self.units}
@@ -1501,6 +1468,9 @@ def main(argv: list[str] | None = None) -> int:
                       config)
     print(f"wrote {out / 'SUMMARY.md'} and {out / 'report.html'} ({len(res.arms)} arms, {len(res.deltas)} deltas"
           + (f", {len(res.warnings)} comparability warning(s)" if res.warnings else "") + ")")
+    from src.results import ledger_append
+
+    ledger_append("golden summaries + report", "ran")
     return 0
 
 

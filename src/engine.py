@@ -111,7 +111,10 @@ def evaluate_example(program: dspy.Module, example: TaskExample, task: Task, spe
     if pred is not None:
         score = task.score(example, outputs_of(pred, task.output_fields))
     else:
-        score = Score(0.0, False, scrub(raw)[:2000])
+        # No prediction is a miss, never a lucky empty answer; scoring the empty prediction keeps the counts a
+        # corpus metric needs (NER micro-F1 must count the gold entities this example failed to find).
+        empty = task.score(example, {k: None for k in task.output_fields})
+        score = Score(0.0, False, scrub(raw)[:2000], {**empty.extras, "no_prediction": 1.0})
     return Record(
         experiment_id=experiment_id, model=spec.key, task=task.key, phase=phase, example_id=example.id,
         prediction=score.prediction, ground_truth=example.gold_text, score=round(score.score, 6),

@@ -13,7 +13,7 @@ import dspy
 
 from src.backends import preflight
 from src.errors import UserError
-from src.results import UnitSummary, result_csv, run_context
+from src.results import UnitSummary, ledger_append, result_csv, run_context
 from src.tasks import get_task
 from src.tasks.data import TaskData, resolve_source
 from src.units import EvalUnit, ModelSession, run_unit
@@ -87,6 +87,7 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor)
                 summary = UnitSummary(csv=csv, status="failed", message=str(exc), wall_s=time.time() - t0)
             summary.extra.update(model=spec.key, task=task.key)
             summaries.append(summary)
+            ledger_append(f"{spec.key} x {task.key}", summary.status, summary.message)
             print(f"[{req.phase}] {spec.key} / {task.key}: {_describe(summary)} ({summary.wall_s:.1f}s)",
                   file=sys.stderr, flush=True)
     return summaries

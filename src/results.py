@@ -274,3 +274,12 @@ class UnitSummary:
     wall_s: float = 0.0
     message: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def ledger_append(unit: str, status: str, message: str = "") -> None:
+    """Report a unit's outcome to ./run_experiment.sh, when it is the caller (IA_UNIT_LEDGER names a file)."""
+    path = os.environ.get("IA_UNIT_LEDGER")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"unit": unit, "status": status, "message": scrub(message)[:300]}) + "\n")

@@ -12,6 +12,7 @@ from src.errors import UserError
 from src.evaluation import DataCache
 from src.optimize import ARMS, projected_calls, quiet_optimizer_logs, run_opt_unit, preset
 from src.programs import program_path
+from src.results import ledger_append
 from src.tasks import get_task, resolve_task_keys
 from src.units import ModelSession
 
@@ -90,6 +91,7 @@ def main() -> int:
 
                 r = OptUnitResult(m, task.key, args.optimizer, "failed", message=str(exc))
             results.append(r)
+            ledger_append(f"{m} x {task.key}", r.status, r.message)
             if r.status == "failed":
                 print(f"[optimize] {m} / {task.key}: FAILED: {r.message}", file=sys.stderr, flush=True)
             else:

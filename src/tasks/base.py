@@ -81,8 +81,10 @@ class Task:
         return load_task_data(self, source)
 
     # ---- solver -----------------------------------------------------------------------------
-    def program(self) -> dspy.Module:
-        return dspy.ChainOfThought(self.signature) if self.chain_of_thought else dspy.Predict(self.signature)
+    def program(self, chain_of_thought: bool | None = None) -> dspy.Module:
+        """The unoptimized program; chain_of_thought overrides the domain's choice (the cot_zero_shot arm)."""
+        cot = self.chain_of_thought if chain_of_thought is None else chain_of_thought
+        return dspy.ChainOfThought(self.signature) if cot else dspy.Predict(self.signature)
 
     @property
     def output_fields(self) -> list[str]:

@@ -285,3 +285,24 @@ def split_train_dev(train: list[TaskExample], train_size: int | None, dev_size: 
     if train_size:
         rest = rest[:train_size]
     return [train[i] for i in sorted(rest)], [train[i] for i in sorted(dev_idx)]
+
+
+# One fixed train/dev division for every optimizer seed, so all seeds compete on the same dev set (the value the
+# optimization runner uses, src.optimize.SPLIT_SEED).
+OPTIMIZATION_SPLIT_SEED = 2025
+MAX_DEV_SIZE = 100
+
+
+def default_dev_size(n_train: int) -> int:
+    """20% of the train split, at most MAX_DEV_SIZE, at least 1 once there are two examples to divide."""
+    if n_train < 2:
+        return 0
+    return min(max(n_train // 5, 1), MAX_DEV_SIZE)
+
+
+def optimization_splits(task_data: TaskData, train_size: int | None = None, dev_size: int | None = None,
+                        seed: int = OPTIMIZATION_SPLIT_SEED) -> tuple[list[TaskExample], list[TaskExample]]:
+    """The optimizer's (train, dev) from a task's train split: the one definition the optimization runner and
+    src.verify_splits share. Eval is never touched."""
+    size = default_dev_size(len(task_data.train)) if dev_size is None else dev_size
+    return split_train_dev(task_data.train, train_size, size, seed)

@@ -1,9 +1,10 @@
-"""Answer-extraction and scoring functions shared by task domains (official SQuAD/HotpotQA rules, numbers, yes/no)."""
+"""Answer extraction and scoring shared by task domains: SQuAD/HotpotQA rules, numbers, yes/no, labels, ROUGE."""
 
 from __future__ import annotations
 
 import re
 import string
+import threading
 from collections import Counter
 from fractions import Fraction
 
@@ -53,7 +54,7 @@ def hotpot_f1(prediction: str, gold: str) -> float:
 # ---- numbers ---------------------------------------------------------------------------------------
 
 # A number with optional sign, thousands separators (only in groups of three) and decimals, or a fraction.
-_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?")
+_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?")
 
 
 def parse_number(text: str) -> float | None:
@@ -112,3 +113,50 @@ def parse_yes_no(value) -> bool | None:
 
 def yes_no_text(value: bool) -> str:
     return "yes" if value else "no"
+
+
+# ---- class labels ----------------------------------------------------------------------------------
+
+_LABEL_SEP = re.compile(r"[\s_\-]+")
+
+
+def normalize_label(value) -> str:
+    """Label key insensitive to case, spaces, underscores and hyphens ("Card Arrival" == "card-arrival").
+
+    Surrounding quotes and punctuation go too, so "card_arrival." matches and Banking77's own
+    "reverted_card_payment?" is reachable without its question mark.
+    """
+    text = _LABEL_SEP.sub("_", str(value if value is not None else "").strip().lower())
+    return re.sub(r"^[\W_]+|[\W_]+$", "", text)
+
+
+def match_label(value, labels: list[str]) -> str | None:
+    """The canonical label `value` names after normalisation, None if it names none of them."""
+    key = normalize_label(value)
+    if not key:
+        return None
+    for label in labels:
+        if normalize_label(label) == key:
+            return label
+    return None
+
+
+# ---- ROUGE -----------------------------------------------------------------------------------------
+
+_rouge_lock = threading.Lock()
+_rouge_scorer = None
+
+
+def rouge(prediction: str, reference: str) -> dict[str, float]:
+    """ROUGE-1/2/L F-measures with Porter stemming (Google's rouge-score, as XSum results are reported).
+
+    One scorer instance serves every thread; the lock keeps its tokenizer/stemmer use serial.
+    """
+    global _rouge_scorer
+    with _rouge_lock:
+        if _rouge_scorer is None:
+            from rouge_score import rouge_scorer
+
+            _rouge_scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+        scores = _rouge_scorer.score(reference or "", prediction or "")
+    return {name: float(s.fmeasure) for name, s in scores.items()}
