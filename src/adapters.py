@@ -101,6 +101,11 @@ class StructuredAdapter(_Tolerant, dspy.JSONAdapter):
     capability tables (any `openai/<local name>` server), which is why this adapter exists.
     """
 
+    def user_message_output_requirements(self, signature: type[dspy.Signature]) -> str:
+        # JSONAdapter repeats every field's type here, after the variable input, so a 77-label Literal costs ~700
+        # uncacheable prompt tokens per call. The enforced schema (and the system message) already carry the types.
+        return "Respond with a JSON object with the fields " + ", ".join(f"`{f}`" for f in signature.output_fields) + "."
+
     def _prepare_response_format(self, lm, lm_kwargs, signature):
         if _has_open_ended_mapping(signature):
             lm_kwargs["response_format"] = {"type": "json_object"}

@@ -35,7 +35,7 @@ class ScoreInterval:
     method: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class PairedDelta:
     """b vs a on the same examples: delta = score(b) - score(a)."""
 

@@ -15,6 +15,7 @@ recomputed on each resample); deltas paired on shared example ids with a paired 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from src import cli, stats
-from src.comparison import Metric, paired_delta, score_interval
+from src.comparison import Metric, PairedDelta, paired_delta, score_interval
 from src.errors import UserError
 from src.report import SMOKE_BANNER, Cell, Plot, ReportDoc, Section, Table, to_markdown, write_report
 from src.results import Record, meta_path, now_iso, read_csv
@@ -313,20 +314,11 @@ class ArmStat:
 
 
 @dataclass
-class Paired:
-    """b vs a on their shared example ids: delta = score(b) - score(a)."""
+class Paired(PairedDelta):
+    """b vs a on their shared example ids (the fields of PairedDelta), with the two arms and Holm's verdict."""
 
-    a: Unit
-    b: Unit
-    n_shared: int
-    a_score: float
-    b_score: float
-    delta: float
-    lo: float
-    hi: float
-    p: float
-    test: str
-    verdict: str
+    a: Unit = None  # type: ignore[assignment]
+    b: Unit = None  # type: ignore[assignment]
     holm_p: float = float("nan")
     holm_reject: bool = False
 
@@ -632,7 +624,7 @@ class Consolidator:
         sb = [_score(b.by_id[e]) for e in shared]
         seed = _seed(self.opts.seed, f"pair|{a.phase}|{a.model}|{b.phase}|{b.model}|{a.task}")
         d = paired_delta(sa, sb, self._metric(a.task), n_boot=self.opts.n_boot, seed=seed, words=words)
-        return Paired(a, b, d.n_shared, d.a_score, d.b_score, d.delta, d.lo, d.hi, d.p, d.test, d.verdict)
+        return Paired(**dataclasses.asdict(d), a=a, b=b)
 
     def analyse(self) -> None:
         self.arms = {(u.phase, u.model, u.task): self.arm_stat(u) for u in self.units}

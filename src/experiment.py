@@ -241,6 +241,10 @@ def run_phases(phases: list[Phase], env: dict[str, str]) -> list[dict[str, Any]]
         if proc.returncode == 3:  # preflight failure: nothing further can work
             print(f"stopping: phase {ph.name} failed its preflight (see the lines above for the fix)", file=sys.stderr)
             break
+        if proc.returncode not in (0, 1):  # 1 = some units failed (reported at the end); anything else: the phase
+            print(f"stopping: phase {ph.name} failed as a whole (exit {proc.returncode}); the phases after it need "
+                  f"its output", file=sys.stderr)
+            break
     return rows
 
 

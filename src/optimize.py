@@ -45,13 +45,13 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # Proves the pipeline in minutes on 2 cores with the 135M embedded model: tiny sets, 2 candidates, 2 trials,
     # no data/program-aware proposer calls.
-    "quick": Preset("quick", train_size=8, dev_size=6,
-                    mipro=dict(auto=None, num_candidates=2, max_bootstrapped_demos=1, max_labeled_demos=2),
+    "quick": Preset("quick", train_size=6, dev_size=4,
+                    mipro=dict(auto=None, num_candidates=2, max_bootstrapped_demos=1, max_labeled_demos=1),
                     mipro_compile=dict(num_trials=2, minibatch=False, program_aware_proposer=False,
                                        data_aware_proposer=False, fewshot_aware_proposer=False,
                                        view_data_batch_size=3),
-                    bootstrap_rs=dict(max_bootstrapped_demos=1, max_labeled_demos=2, num_candidate_programs=2),
-                    gepa=dict(max_metric_calls=24, reflection_minibatch_size=2), max_tokens=256),
+                    bootstrap_rs=dict(max_bootstrapped_demos=1, max_labeled_demos=1, num_candidate_programs=2),
+                    gepa=dict(max_metric_calls=16, reflection_minibatch_size=2), max_tokens=192),
     # The original study's MIPROv2 configuration, exactly (train 50 -> 40 optimizer-train / 10 dev).
     "study": Preset("study", train_size=40, dev_size=10,
                     mipro=dict(auto=None, num_candidates=7, max_bootstrapped_demos=3, max_labeled_demos=5,

@@ -58,9 +58,12 @@ def main() -> int:
     print(f"optimizing with {args.optimizer}, preset {budget.name}, seeds {seeds}, train {train_size} / dev {dev_size}, "
           f"teacher {args.teacher or '(each student itself)'}, data {data.source.describe()}")
     total = 0
+    for task in tasks:
+        data.get(task)  # a task's program can depend on its data (Banking77's label list)
     for m in models:
         for task in tasks:
-            calls = projected_calls(args.optimizer, task, budget, train_size, dev_size, n_seeds)
+            n_train = min(train_size, max(0, len(data.get(task).train) - dev_size))
+            calls = projected_calls(args.optimizer, task, budget, n_train, dev_size, n_seeds)
             total += calls["total"]
             print(f"  {m} x {task.key}: projected {calls['total']} LM calls (teacher {calls['teacher']}, student "
                   f"{calls['student']}) -> {program_path(results_dir, m, task.key, args.optimizer)}")

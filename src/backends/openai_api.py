@@ -7,37 +7,15 @@ from typing import Any
 
 import dspy
 
-from src.backends.base import Backend, LMSettings
+from src.backends.base import HostedAPIBackend, LMSettings
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(HostedAPIBackend):
     provider = "openai"
-    default_concurrency = 8  # latency-bound: concurrency is what makes API baselines fast
     key_env = "OPENAI_API_KEY"
     base_env = "OPENAI_BASE_URL"
-
-    @property
-    def api_key_env(self) -> str:
-        return self.spec.api_key_env or self.key_env
-
-    @property
-    def api_base(self) -> str | None:
-        return self.spec.api_base or os.environ.get(self.base_env) or None
-
-    def problems(self) -> list[str]:
-        if not os.environ.get(self.api_key_env, "").strip():
-            return [f"model {self.spec.key}: {self.api_key_env} is not set: put it in .env (see .env.example) "
-                    f"or export it"]
-        return []
-
-    def make_lm(self, settings: LMSettings) -> dspy.LM:
-        kwargs: dict[str, Any] = {"api_key": os.environ.get(self.api_key_env)}
-        if self.api_base:
-            kwargs["api_base"] = self.api_base
-        return self._lm(f"openai/{self.spec.model_id}", settings, **kwargs)
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "endpoint": self.api_base or "https://api.openai.com/v1"}
+    litellm_prefix = "openai"
+    default_endpoint = "https://api.openai.com/v1"
 
 
 class OpenAICompatibleBackend(OpenAIBackend):
