@@ -36,6 +36,7 @@ class ModelSpec:
     default_adapter: str | None = None  # None -> "structured" for embedded, "chat" otherwise
     json_fallback: bool = True  # ChatAdapter retries as JSON on parse failure (doubles calls; off for tiny models)
     core: bool = False  # one of the study's 6 core models
+    frontier_stand_in: bool = False  # a local model that plays the API side of comparisons offline (labelled so)
     note: str = ""
 
     @property
@@ -78,7 +79,7 @@ _BUILTIN_MODELS = [
               max_tokens=512, schema_decoding=True, json_fallback=False,
               note="default offline student; answers are near-constant, so its scores prove the pipeline"),
     ModelSpec("qwen2.5-coder-1.5b", "embedded", "qwen2.5-coder-1.5b-instruct-q4_k_m", "local", 1.54,
-              context_length=32768, max_tokens=1024, schema_decoding=True,
+              context_length=32768, max_tokens=1024, schema_decoding=True, frontier_stand_in=True,
               note="optional 1.1 GB install; offline teacher and 'frontier stand-in'"),
 ]
 

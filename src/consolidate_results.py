@@ -225,6 +225,7 @@ class ModelInfo:
     params_b: float | None = None
     order: int = 10**6
     source: str = "registry"
+    stand_in: bool = False  # a local model standing in for a frontier API (its $ are local, its role is API's)
 
     @property
     def has_prices(self) -> bool:
@@ -253,13 +254,17 @@ class TaskInfo:
 def _model_info(key: str, units: list[Unit], config: Config | None) -> ModelInfo:
     if config is not None and key in config.models:
         spec = config.models[key]
-        return ModelInfo(key, "api" if spec.kind == "api" else "local", spec.supports_thinking, spec.price_in,
-                         spec.price_out, spec.params_b, list(config.models).index(key))
+        api_role = spec.kind == "api" or spec.frontier_stand_in
+        return ModelInfo(key, "api" if api_role else "local", spec.supports_thinking, spec.price_in,
+                         spec.price_out, spec.params_b, list(config.models).index(key),
+                         stand_in=spec.frontier_stand_in and spec.kind != "api")
     for u in units:
         mm = u.m("model")
         if isinstance(mm, dict) and mm.get("kind") in ("api", "local"):
-            return ModelInfo(key, mm["kind"], bool(mm.get("supports_thinking")), float(mm.get("price_in") or 0),
-                             float(mm.get("price_out") or 0), mm.get("params_b"), source="sidecar")
+            stand_in = bool(mm.get("frontier_stand_in")) and mm["kind"] != "api"
+            return ModelInfo(key, "api" if stand_in else mm["kind"], bool(mm.get("supports_thinking")),
+                             float(mm.get("price_in") or 0), float(mm.get("price_out") or 0), mm.get("params_b"),
+                             source="sidecar", stand_in=stand_in)
     prefix = next((u.prefix for u in units if u.prefix), "local")
     return ModelInfo(key, prefix, source="file name")
 
@@ -786,7 +791,7 @@ class Consolidator:
 
     def model_label(self, m: str) -> str:
         mi = self.minfo[m]
-        tag = "API" if mi.kind == "api" else "local"
+        tag = "local, frontier stand-in" if mi.stand_in else ("API" if mi.kind == "api" else "local")
         return f"{m} ({tag}{', reasoning' if mi.supports_thinking else ''})"
 
     def delta_cell(self, d: Paired | None) -> Cell:
@@ -807,7 +812,8 @@ class Consolidator:
     def build_doc(self, warnings: list[str]) -> ReportDoc:
         o = self.opts
         local = [m for m in self.models if self.minfo[m].kind == "local"]
-        api = [m for m in self.models if self.minfo[m].kind == "api"]
+        api = [m + (" (local model standing in for a frontier API)" if self.minfo[m].stand_in else "")
+               for m in self.models if self.minfo[m].kind == "api"]
         dspy_versions = sorted({u.dspy_version for u in self.units if u.dspy_version})
         sources = sorted({u.data_source for u in self.units if u.data_source})
         header = [

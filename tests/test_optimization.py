@@ -153,3 +153,20 @@ def test_eval_split_never_reaches_the_optimizer(embedded_config, tmp_path, monke
     # and the guard itself refuses a leak
     with pytest.raises(RuntimeError, match="eval examples reached the optimizer"):
         optimize.assert_disjoint_from_eval(task, data.eval, data.eval[:1])
+
+
+@pytest.mark.parametrize("arm", ["cot_zero_shot", "gepa"])
+def test_other_arms_run_and_save(arm, embedded_config, tmp_path):
+    """cot_zero_shot (no search: ChainOfThought only) and GEPA (teacher as reflection model) on a tiny budget."""
+    r = run_cli(["src.run_optimization", *COMMON, "--optimizer", arm, "--seeds", "10", "--results-dir",
+                 str(tmp_path)])
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    path = tmp_path / "optimized_programs" / f"smollm2-135m_analysis_{arm}.json"
+    side = json.loads(path.with_suffix(".meta.json").read_text())
+    assert side["status"] == "ok" and side["optimizer"] == arm
+    if arm == "cot_zero_shot":
+        assert side["module"] == "ChainOfThought" and side["seeds"][0]["seed"] == 0
+    ev = run_cli(["src.run_optimized_eval", *COMMON[:6], "--optimizer", arm, "--limit", "3", "--results-dir",
+                  str(tmp_path)])
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert (tmp_path / f"local_{arm}_analysis_smollm2-135m.csv").is_file()
