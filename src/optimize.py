@@ -164,7 +164,6 @@ def compile_arm(arm: str, task: Task, trainset: list[dspy.Example], student: Mod
 def projected_calls(arm: str, task: Task, p: Preset, n_train: int, n_dev: int, n_seeds: int) -> dict[str, int]:
     """LM calls a unit will make, by role, using DSPy's own MIPROv2 projection where it has one."""
     program = task.program()
-    n_pred = len(program.predictors())
     dev_calls = (n_seeds + 1) * n_dev  # every seed's candidate plus the unoptimized baseline, on dev
     if arm == "cot_zero_shot":
         return {"teacher": 0, "student": n_dev * 2, "total": n_dev * 2}
@@ -193,7 +192,7 @@ def projected_calls(arm: str, task: Task, p: Preset, n_train: int, n_dev: int, n
                                                         [None] * valset_size, aware, n_instr)
         prompt = _first_total(prompt_line)
         task_calls = _first_total(task_line)
-        bootstrap = n_fewshot * max(0, n_train - valset_size)  # teacher traces over the train part (upper bound)
+        bootstrap = n_fewshot * max(0, n_train - valset_size) * len(program.predictors())  # teacher traces (upper bound)
         teacher = n_seeds * (prompt + bootstrap)
         student = n_seeds * task_calls + dev_calls
         return {"teacher": teacher, "student": student, "total": teacher + student}

@@ -352,7 +352,7 @@ def test_entity_schema_is_a_plain_string_array():
 def test_code_accepts_fenced_full_functions_and_bare_bodies(loaded):
     task, data = loaded("builtin", "code")
     ex = data.eval[0]
-    prompt, body = ex.gold["prompt"], ex.labels["code"][len(ex.gold["prompt"]):]
+    body = ex.labels["code"][len(ex.gold["prompt"]):]
     full = ex.labels["code"]
     variants = {
         "fenced full function with prose": f"Here is the solution:\n```python\n{full}\n```\nIt counts sign flips.",
