@@ -43,10 +43,11 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # Proves the pipeline in minutes on 2 cores with the 135M embedded model: tiny sets, 2 candidates, 2 trials,
+    # Proves the pipeline in minutes on 2 cores with the 135M embedded model: tiny sets, 3 candidates (DSPy keeps
+    # 3 fixed demo sets - none, labelled only, one teacher-bootstrapped - so 3 is the least that bootstraps), 2 trials,
     # no data/program-aware proposer calls.
     "quick": Preset("quick", train_size=6, dev_size=4,
-                    mipro=dict(auto=None, num_candidates=2, max_bootstrapped_demos=1, max_labeled_demos=1),
+                    mipro=dict(auto=None, num_candidates=3, max_bootstrapped_demos=1, max_labeled_demos=1),
                     mipro_compile=dict(num_trials=2, minibatch=False, program_aware_proposer=False,
                                        data_aware_proposer=False, fewshot_aware_proposer=False,
                                        view_data_batch_size=3),
@@ -72,6 +73,15 @@ PRESETS: dict[str, Preset] = {
                    bootstrap_rs=dict(max_bootstrapped_demos=4, max_labeled_demos=4, num_candidate_programs=16),
                    gepa=dict(auto="medium")),
 }
+
+
+def budget_sha(p: Preset) -> str:
+    """Identity of a preset's settings: a unit optimized under other settings of the same name is not reused."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    return hashlib.sha256(json.dumps(asdict(p), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def preset(name: str) -> Preset:
@@ -252,7 +262,7 @@ def unit_header(arm: str, task: Task, data: TaskData, student: ModelSession, tea
     from src.units import program_sha
 
     return {"model": student.spec.key, "task": task.key, "optimizer": arm, "teacher": teacher.spec.key,
-            "preset": p.name, "adapter": student.adapter_name, "data_source": data.provenance["source"],
+            "preset": p.name, "budget": budget_sha(p), "adapter": student.adapter_name, "data_source": data.provenance["source"],
             "train_fingerprint": fingerprint(train), "dev_fingerprint": fingerprint(dev),
             "program_sha": program_sha(task.program()), "dspy": md.version("dspy")}
 

@@ -18,10 +18,11 @@ from src.backends import preflight
 from src.config import DEFAULT_EVAL_LIMIT, STUDY_SEEDS, load_config
 from src.errors import UserError
 from src.evaluation import DataCache, file_kind
-from src.optimize import optimization_sets, preset, meter_delta
+from src.optimize import meter_delta, optimization_sets, preset
 from src.programs import describe_program
 from src.results import ledger_append, read_json, result_csv, run_context, write_json
 from src.tasks import get_task, resolve_task_keys
+from src.tasks.data import fingerprint
 from src.units import EvalUnit, ModelSession, program_sha, run_unit
 
 DEFAULT_NS = (0, 1, 2, 3, 5, 8)
@@ -65,7 +66,8 @@ def run_cell(task, data, examples, student: ModelSession, teacher: ModelSession,
     """One (model, task, n, seed) cell: compile (n > 0), evaluate on eval, write the checkpoint."""
     ckpt = checkpoint_path(results_dir, student.spec.key, task.key, n, seed)
     header = {"model": student.spec.key, "task": task.key, "n": n, "seed": seed, "teacher": teacher.spec.key,
-              "candidates": candidates, "data_source": data.provenance["source"],
+              "candidates": candidates, "train": fingerprint(train), "dev": fingerprint(dev),
+              "data_source": data.provenance["source"],
               "eval_fingerprint": data.provenance["eval_fingerprint"], "n_eval": len(examples),
               "adapter": student.adapter_name}
     if ckpt.is_file() and not force:
