@@ -309,7 +309,8 @@ def run_opt_unit(arm: str, task: Task, data: TaskData, student: ModelSession, te
         seed_results.append(_run_seed(arm, task, train, dev, student, teacher, p, seed, seed_dir, header))
 
     ok = [s for s in seed_results if s["status"] == "ok"]
-    cost = {k: sum(s.get(k) or 0 for s in seed_results) for k in ("lm_calls", "input_tokens", "output_tokens")}
+    cost = {k: sum(s.get(k) or 0 for s in seed_results) for k in ("lm_calls", "input_tokens", "output_tokens",
+                                                                 "cache_hits")}
     cost["cost_usd"] = round(sum(s.get("cost_usd") or 0 for s in seed_results), 6)
     cost["wall_s"] = round(sum(s.get("wall_s") or 0 for s in seed_results), 2)
     side: dict[str, Any] = {

@@ -30,7 +30,9 @@ def optimized(tmp_path_factory, embedded_config):
     out = tmp_path_factory.mktemp("opt")
     base = run_cli(["src.run_baseline_v2", *COMMON[:6], "--limit", "6", "--results-dir", str(out)])
     assert base.returncode == 0, base.stderr
-    opt = run_cli(["src.run_optimization", *COMMON, "--seeds", "10,20", "--results-dir", str(out)])
+    # A response cache of its own: other tests' identical calls would otherwise be free cache hits with no tokens.
+    own_cache = {"DSPY_CACHEDIR": str(tmp_path_factory.mktemp("opt-dspy-cache"))}
+    opt = run_cli(["src.run_optimization", *COMMON, "--seeds", "10,20", "--results-dir", str(out)], env=own_cache)
     assert opt.returncode == 0, opt.stderr[-2000:]
     ev = run_cli(["src.run_optimized_eval", *COMMON[:6], "--limit", "6", "--results-dir", str(out)])
     assert ev.returncode == 0, ev.stderr[-2000:]
@@ -47,7 +49,8 @@ def test_mipro_program_is_saved_loadable_and_best_of_seeds(optimized, embedded_c
     best = max(scores.values())
     assert side["dev_score"] == best and scores[side["chosen_seed"]] == best
     assert side["chosen_seed"] == min(s for s, v in scores.items() if v == best)  # ties: earliest seed
-    assert side["optimization_cost"]["lm_calls"] > 0 and side["optimization_cost"]["input_tokens"] > 0
+    cost = side["optimization_cost"]
+    assert cost["lm_calls"] > 0 and cost["cache_hits"] < cost["lm_calls"] and cost["input_tokens"] > 0
     assert "teaches itself" in opt.stderr  # no --teacher: a printed warning
     from src.programs import load_program
     from src.tasks import get_task
