@@ -28,13 +28,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="ia-bench-cache-")
 
-import httpx  # noqa: E402
+import httpx
 
-from src.config import ModelSpec, load_config  # noqa: E402
-from src.engine import EngineSettings, evaluate  # noqa: E402
-from src.tasks import get_task  # noqa: E402
-from src.tasks.data import resolve_source  # noqa: E402
-from src.units import ModelSession  # noqa: E402
+from src.config import ModelSpec, load_config
+from src.engine import EngineSettings, evaluate
+from src.tasks import get_task
+from src.tasks.data import resolve_source
+from src.units import ModelSession
 
 
 def _examples(config, n: int):
@@ -62,7 +62,7 @@ class _Recorder(BaseHTTPRequestHandler):
     bodies: list[bytes] = []
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):
         raw = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).bodies.append(raw)
         r = httpx.post(self.upstream + self.path.removeprefix("/v1"), content=raw,
@@ -137,7 +137,7 @@ class _SlowAPI(BaseHTTPRequestHandler):
     delay_s = 0.3
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         time.sleep(self.delay_s)
         body = json.dumps({

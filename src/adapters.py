@@ -8,7 +8,6 @@ from typing import Any, Literal, get_args, get_origin
 
 import dspy
 from dspy.adapters.json_adapter import _get_structured_outputs_response_format, _has_open_ended_mapping
-
 from dspy.utils.exceptions import AdapterParseError
 
 from src.config import ADAPTERS, ModelSpec

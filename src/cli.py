@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from src.config import ADAPTERS
 from src.errors import PreflightError, UserError
@@ -12,19 +13,42 @@ from src.tasks.data import DATA_MODES
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        if "prog" not in kwargs:  # name the command as users type it: python -m src.<runner>
+            spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+            if spec is not None and spec.name:
+                kwargs["prog"] = f"python -m {spec.name}"
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, not usage + error
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{value}'") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {n}")
-    return n
+def whole_number(minimum: int = 0) -> Callable[[str], int]:
+    """An argparse type: an int >= minimum, or a one-line usage error."""
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{value}'") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {n}")
+        return n
+    return parse
+
+
+def real_number(minimum: float = 0.0) -> Callable[[str], float]:
+    """An argparse type: a finite float >= minimum, or a one-line usage error."""
+    def parse(value: str) -> float:
+        try:
+            x = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got '{value}'") from None
+        if not math.isfinite(x) or x < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum:g}, got {value}")
+        return x
+    return parse
 
 
 def parser(description: str, *, limit_default: int | None = None) -> argparse.ArgumentParser:
@@ -37,9 +61,9 @@ def parser(description: str, *, limit_default: int | None = None) -> argparse.Ar
     g.add_argument("--data", default="auto", choices=DATA_MODES,
                    help="auto: mirror if IA_DATA_DIR is set, else hub if reachable, else built-in smoke samples")
     g.add_argument("--results-dir", default=None, help="where result files go (default: ./results)")
-    g.add_argument("--limit", type=_positive_int, default=limit_default,
+    g.add_argument("--limit", type=whole_number(), default=limit_default,
                    help=f"eval examples per task, the first N of the eval split (0 = all; default {limit_default})")
-    g.add_argument("--concurrency", type=_positive_int, default=None,
+    g.add_argument("--concurrency", type=whole_number(), default=None,
                    help="examples in flight at once (default: the backend's: embedded 2, ollama 2, APIs 8)")
     g.add_argument("--adapter", default=None, choices=ADAPTERS,
                    help="how signatures are put to the model (default: structured for embedded, chat otherwise)")

@@ -15,7 +15,6 @@ recomputed on each resample); deltas paired on shared example ids with a paired 
 from __future__ import annotations
 
 import csv
-import math
 import os
 import shutil
 import sys
@@ -94,30 +93,6 @@ def consolidate(opts: Options, config: Config | None = None, resolver: TaskResol
 
 # ---- CLI -----------------------------------------------------------------------------------------------------------
 
-def _nonneg_float(value: str) -> float:
-    import argparse
-
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{value}'") from None
-    if not math.isfinite(x) or x < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return x
-
-
-def _boot_count(value: str) -> int:
-    import argparse
-
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{value}'") from None
-    if n < 100:
-        raise argparse.ArgumentTypeError(f"expected at least 100 resamples, got {n}")
-    return n
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -127,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="output folder (default: <results-dir>/golden); replaced as a whole")
     p.add_argument("--strict", action="store_true", help="refuse (exit non-zero, write nothing) when results from "
                    "different DSPy versions, datasets or eval example sets would be compared")
-    p.add_argument("--local-cost-per-hour", type=_nonneg_float, default=None, metavar="USD",
+    p.add_argument("--local-cost-per-hour", type=cli.real_number(), default=None, metavar="USD",
                    help="price local compute at this many $ per hour of wall time (default: not priced)")
-    p.add_argument("--bootstrap", type=_boot_count, default=2000, metavar="N",
+    p.add_argument("--bootstrap", type=cli.whole_number(100), default=2000, metavar="N",
                    help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of every resampling procedure (default 0)")
     args = p.parse_args(argv)

@@ -132,7 +132,7 @@ def main() -> int:
         k = min(k, max(len(pr.demos or []) for _, pr in optimized.named_predictors()))
         conditions = [("baseline", 0, task.program(), {"kind": "baseline"})]
         conditions += [("optimized_instructions", n, with_first_demos(optimized, n), {**info, "n_demos": n})
-                       for n in range(0, k + 1)]
+                       for n in range(k + 1)]
         scores_by_cond = {}
         metric = Metric.of(task)
         for cond, n, program, pinfo in conditions:
@@ -164,7 +164,7 @@ def main() -> int:
             instr = paired_delta([base[i] for i in ids], [n0[i] for i in ids], metric)
             demo = paired_delta([n0[i] for i in ids], [nk[i] for i in ids], metric)
             curve = {n: metric.aggregate([scores_by_cond[("optimized_instructions", n)][i] for i in ids])
-                     for n in range(0, k + 1) if ("optimized_instructions", n) in scores_by_cond}
+                     for n in range(k + 1) if ("optimized_instructions", n) in scores_by_cond}
             best_n = max(curve, key=lambda n: (curve[n], -n))
             decomposition.append([m, task.key, k, _fmt(instr.a_score), _fmt(instr.b_score), _fmt(demo.b_score),
                                   _fmt(instr.delta), _fmt(instr.lo), _fmt(instr.hi), _fmt(instr.p), _fmt(demo.delta),

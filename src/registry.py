@@ -108,7 +108,7 @@ def load_tasks_file(path: Path, builtin: dict) -> dict:
     return out
 
 
-def _custom_task(path: Path, where: str, key: str, entry: dict, SplitRef, TaskSpec):  # noqa: N803 - classes passed in
+def _custom_task(path: Path, where: str, key: str, entry: dict, SplitRef, TaskSpec):
     required = ("dataset", "inputs", "output", "gold", "metric")
     missing = [f for f in required if f not in entry]
     if missing:

@@ -13,9 +13,10 @@ import html
 import io
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 # ---- document model ----------------------------------------------------------------------------------------------
 

@@ -12,11 +12,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from src import PROJECT_ROOT
 from src.errors import UserError
@@ -75,7 +76,7 @@ CSV_COLUMNS = [f.name for f in fields(Record)]
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---- file naming ---------------------------------------------------------------------------------------------
@@ -206,7 +207,7 @@ def archive(paths: list[Path], results_dir: Path) -> Path | None:
     existing = [p for p in paths if p.exists()]
     if not existing:
         return None
-    dest = results_dir / ".archive" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    dest = results_dir / ".archive" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     dest.mkdir(parents=True, exist_ok=True)
     for p in existing:
         shutil.move(str(p), dest / p.name)

@@ -10,7 +10,7 @@ from src.backends import preflight
 from src.config import STUDY_SEEDS, load_config
 from src.errors import UserError
 from src.evaluation import DataCache
-from src.optimize import ARMS, projected_calls, quiet_optimizer_logs, run_opt_unit, preset
+from src.optimize import ARMS, preset, projected_calls, quiet_optimizer_logs, run_opt_unit
 from src.programs import program_path
 from src.results import ledger_append
 from src.tasks import get_task, resolve_task_keys

@@ -7,7 +7,7 @@ import sys
 
 from src import cli
 from src.backends import backend_for
-from src.backends.embedded import assemble, verify_weights, WEIGHTS
+from src.backends.embedded import WEIGHTS, assemble, verify_weights
 from src.config import load_config
 from src.errors import UserError
 

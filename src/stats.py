@@ -13,8 +13,9 @@ Pure functions (numpy only; no scipy). Conventions shared by every function here
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from itertools import product
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

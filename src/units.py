@@ -16,8 +16,7 @@ from src.adapters import build_adapter
 from src.backends import LMSettings, backend_for
 from src.engine import EngineSettings, evaluate
 from src.errors import UserError
-from src.results import (Journal, Record, UnitSummary, archive, journal_path, meta_path, read_json, write_csv,
-                         write_json)
+from src.results import Journal, Record, UnitSummary, archive, journal_path, meta_path, read_json, write_csv, write_json
 from src.tasks.base import Score
 
 if TYPE_CHECKING:

@@ -117,11 +117,11 @@ def main() -> int:
     p.add_argument("--tasks", default="all", help="comma-separated task keys, or 'all' (default)")
     p.add_argument("--gold", action="store_true", help="also score every eval example's gold answer with the "
                    "task's metric (code: canonical solutions in the sandbox); every task must reach 100%%")
-    p.add_argument("--train-size", type=cli._positive_int, default=None,
+    p.add_argument("--train-size", type=cli.whole_number(), default=None,
                    help="optimizer-train examples, as the optimization preset takes them (default: the rest)")
-    p.add_argument("--dev-size", type=cli._positive_int, default=None,
+    p.add_argument("--dev-size", type=cli.whole_number(), default=None,
                    help=f"dev examples (default: 20%% of the train split, at most {MAX_DEV_SIZE})")
-    p.add_argument("--workers", type=cli._positive_int, default=max(2, os.cpu_count() or 2),
+    p.add_argument("--workers", type=cli.whole_number(), default=max(2, os.cpu_count() or 2),
                    help="concurrent gold scorings (default: CPU count, at least 2)")
     args = p.parse_args()
     config = load_config()

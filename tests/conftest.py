@@ -13,7 +13,7 @@ os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="ia-test-dspy-cache-")
 for _secret in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "IA_DATA_DIR", "IA_RESULTS_DIR"):
     os.environ.pop(_secret, None)
 
-import pytest  # noqa: E402
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"

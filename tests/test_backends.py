@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Literal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
 
 import dspy
 import pytest
@@ -62,7 +62,7 @@ class _OllamaStandIn(BaseHTTPRequestHandler):
 
     bodies: list = []
 
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).bodies.append((self.path, body))
         reply = {"model": body.get("model"), "created_at": "2026-01-01T00:00:00Z", "done": True,

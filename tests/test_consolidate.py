@@ -22,9 +22,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from src.config import load_config  # noqa: E402
-from src.consolidate_results import Options, consolidate  # noqa: E402
-from src.results import Record, result_csv, write_csv, write_json  # noqa: E402
+from src.config import load_config
+from src.consolidate_results import Options, consolidate
+from src.results import Record, result_csv, write_csv, write_json
 
 LOCAL_RATE = 0.36  # $/h of local wall time used throughout
 

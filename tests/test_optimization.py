@@ -13,7 +13,6 @@ from pathlib import Path
 
 import dspy
 import pytest
-
 from conftest import ROOT, run_cli
 
 COMMON = ["--models", "smollm2-135m", "--tasks", "analysis", "--data", "builtin", "--preset", "quick"]

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from src.adapters import strip_thinking
 from src.tipping_point.regimes import classify_regime
 
@@ -85,7 +85,7 @@ class _ReasoningAPI(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         content = "<think>\n" + "The passage states the fact plainly, so the answer is yes. " * 8 + "\n</think>\n\n" \
                   + '{"answer": "yes"}'

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_cli
+
 from src.config import CORE_MODELS, load_config
 from src.errors import ConfigError
 

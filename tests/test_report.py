@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from src.report import Cell, Plot, ReportDoc, Section, Table, render_html, to_markdown  # noqa: E402
-from test_consolidate import build_fixture, run_inprocess  # noqa: E402
+from test_consolidate import build_fixture, run_inprocess
+
+from src.report import Cell, Plot, ReportDoc, Section, Table, render_html, to_markdown
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package "
@@ -59,7 +60,7 @@ def _probe(page: Path, tmp: Path) -> tuple[str, dict]:
     copy.write_text(text.replace("</body>", PROBE + "</body>"), encoding="utf-8")
     proc = _chromium(["--virtual-time-budget=10000", "--dump-dom", copy.as_uri()], tmp / "profile-dom")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    m = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
+    m = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.DOTALL)
     assert m, "the probe script did not run: " + proc.stdout[-500:]
     return proc.stdout, json.loads(html.unescape(m.group(1)))
 
@@ -73,8 +74,8 @@ def report(tmp_path_factory) -> Path:
 
 def test_report_is_self_contained(report):
     text = report.read_text(encoding="utf-8")
-    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text, re.I)
-    assert not re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", text, re.I)
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text, re.IGNORECASE)
+    assert not re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", text, re.IGNORECASE)
     assert "<link" not in text and "<script" not in text and "@import" not in text
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', text)) == 4
 

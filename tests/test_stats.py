@@ -12,8 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src import stats  # noqa: E402
-
+from src import stats
 
 # ---- Wilson ------------------------------------------------------------------------------------------------------
 

@@ -358,7 +358,7 @@ def test_code_accepts_fenced_full_functions_and_bare_bodies(loaded):
         "fenced full function with prose": f"Here is the solution:\n```python\n{full}\n```\nIt counts sign flips.",
         "unclosed fence": f"```py\n{full}",
         "bare body": body,
-        "unindented body": "\n".join(line[4:] if line.startswith("    ") else line for line in body.splitlines()),
+        "unindented body": "\n".join(line.removeprefix("    ") for line in body.splitlines()),
     }
     for name, completion in variants.items():
         assert task.score(ex, {"code": completion}).correct, name

@@ -8,9 +8,10 @@ import json
 import math
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -694,7 +695,7 @@ class Consolidator:
         else:
             reading = ("deltas differ more between tasks for the same model than between models on the same task: "
                        "the task, more than the model, decides whether optimization helps")
-        sq = lambda v: "–" if is_missing(v) else f"{v * 1e4:.1f}"  # noqa: E731 - variance of points: (100x)^2
+        sq = lambda v: "–" if is_missing(v) else f"{v * 1e4:.1f}"
         s.blocks.append(Table(["measure", "value"], [
             ["pooled variance of deltas within tasks (across models), points²", f"{sq(v_task)} (df={df_task})"],
             ["pooled variance of deltas within models (across tasks), points²", f"{sq(v_model)} (df={df_model})"],

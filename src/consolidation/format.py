@@ -9,8 +9,6 @@ import re
 from typing import Any
 
 
-
-
 def is_missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 

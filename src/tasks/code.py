@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import dspy
 
-from src.tasks.base import Score, Task, TaskExample, as_text
 from src.errors import UserError
+from src.tasks.base import Score, Task, TaskExample, as_text
 from src.tasks.data import HubSource, Source
 from src.tasks.sandbox import run_python
 

@@ -8,8 +8,17 @@ import dspy
 
 from src.errors import UserError
 from src.tasks.base import Score, Task, TaskExample, as_text
-from src.tasks.metrics import (exact_match, match_label, max_over_golds, numbers_equal, parse_number, parse_yes_no,
-                               rouge, token_f1, yes_no_text)
+from src.tasks.metrics import (
+    exact_match,
+    match_label,
+    max_over_golds,
+    numbers_equal,
+    parse_number,
+    parse_yes_no,
+    rouge,
+    token_f1,
+    yes_no_text,
+)
 
 if TYPE_CHECKING:
     from src.config import Config, TaskSpec
