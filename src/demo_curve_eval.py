@@ -18,6 +18,7 @@ from src import cli
 from src.backends import preflight
 from src.comparison import Metric, paired_delta, score_interval
 from src.config import DEFAULT_EVAL_LIMIT, load_config
+from src.consolidation.format import csv_float
 from src.errors import UserError
 from src.evaluation import DataCache, file_kind
 from src.programs import load_program, program_path, sidecar_path
@@ -80,8 +81,6 @@ def select_pairs(models: list[str], tasks, results_dir: Path, optimizer: str, ex
     return pairs
 
 
-def _fmt(x: float | None) -> str:
-    return "" if x is None else f"{x:.6f}"
 
 
 def main() -> int:
@@ -152,8 +151,8 @@ def main() -> int:
             ordered = [recs[ex.id] for ex in examples if ex.id in recs]
             scores_by_cond[(cond, n)] = {r.example_id: record_score(r) for r in ordered}
             iv = score_interval([record_score(r) for r in ordered], metric)
-            curve_rows.append([m, task.key, cond, n, _fmt(iv.value), _fmt(iv.lo), _fmt(iv.hi), iv.n,
-                               sum(1 for r in ordered if r.error), f"{time.time() - t0:.1f}", _fmt(p1_delta)])
+            curve_rows.append([m, task.key, cond, n, csv_float(iv.value), csv_float(iv.lo), csv_float(iv.hi), iv.n,
+                               sum(1 for r in ordered if r.error), f"{time.time() - t0:.1f}", csv_float(p1_delta)])
             print(f"  {m} x {task.key} {cond} n={n}: {iv.value:.3f} [{iv.lo:.3f}, {iv.hi:.3f}] ({summary.status})",
                   file=sys.stderr)
         base = scores_by_cond.get(("baseline", 0))
@@ -166,9 +165,9 @@ def main() -> int:
             curve = {n: metric.aggregate([scores_by_cond[("optimized_instructions", n)][i] for i in ids])
                      for n in range(k + 1) if ("optimized_instructions", n) in scores_by_cond}
             best_n = max(curve, key=lambda n: (curve[n], -n))
-            decomposition.append([m, task.key, k, _fmt(instr.a_score), _fmt(instr.b_score), _fmt(demo.b_score),
-                                  _fmt(instr.delta), _fmt(instr.lo), _fmt(instr.hi), _fmt(instr.p), _fmt(demo.delta),
-                                  _fmt(demo.lo), _fmt(demo.hi), _fmt(demo.p), best_n, _fmt(curve[best_n]), len(ids)])
+            decomposition.append([m, task.key, k, csv_float(instr.a_score), csv_float(instr.b_score), csv_float(demo.b_score),
+                                  csv_float(instr.delta), csv_float(instr.lo), csv_float(instr.hi), csv_float(instr.p), csv_float(demo.delta),
+                                  csv_float(demo.lo), csv_float(demo.hi), csv_float(demo.p), best_n, csv_float(curve[best_n]), len(ids)])
             print(f"  {m} x {task.key}: instruction effect {instr.delta:+.3f} [{instr.lo:+.3f}, {instr.hi:+.3f}] "
                   f"({instr.verdict}); demo effect {demo.delta:+.3f} [{demo.lo:+.3f}, {demo.hi:+.3f}] "
                   f"({demo.verdict}); best n = {best_n}")

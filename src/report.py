@@ -294,7 +294,7 @@ def make_figures(data: dict[str, Any], keys: Iterable[str]) -> dict[str, str]:
 
     matplotlib.use("Agg")
     makers = {"scores": _plot_scores, "delta_heatmap": _plot_delta_heatmap, "cost_frontier": _plot_cost_frontier,
-              "demo_curves": _plot_demo_curves}
+              "demo_curves": _plot_curves, "tipping_curves": _plot_curves}
     out = {}
     for key in keys:
         maker = makers.get(key)
@@ -434,9 +434,11 @@ def _plot_cost_frontier(data: dict[str, Any]) -> Any:
     return fig
 
 
-def _plot_demo_curves(data: dict[str, Any]) -> Any:
-    """One small plot per (model, task): score vs number of demos per condition, with the CI band."""
+def _plot_curves(data: dict[str, Any]) -> Any:
+    """One small plot per (model, task): score vs a count (demos, optimization examples) per condition, with the
+    CI band."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     pairs = data["pairs"]  # list of {model, task, conditions: {name: [(n, score, lo, hi)]}, percent: bool}
     if not pairs:
@@ -454,7 +456,8 @@ def _plot_demo_curves(data: dict[str, Any]) -> Any:
             hi = [p[3] * scale if p[3] is not None else p[1] * scale for p in pts]
             ax.fill_between(xs, lo, hi, color=color, alpha=0.15, lw=0)
         ax.set_title(f"{pair['model']} / {pair['task']}", fontsize=9)
-        ax.set_xlabel("demos", fontsize=8)
+        ax.set_xlabel(data.get("xlabel", "demos"), fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2-demo ticks
         ax.set_ylabel("score (%)" if pair["percent"] else "score", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)

@@ -159,6 +159,19 @@ def build_fixture(root: Path, *, extras: bool = True) -> Path:
             w.writerow(["model", "task", "regime", "baseline", "best_n", "smallest_significant_n"])
             w.writerow(["llama3.2", "analysis", "learnable", "0.60", "4", "4"])
             w.writerow(["qwen3_4b", "analysis", "too_hard", "0.00", "8", ""])
+        with open(rd / "demo_curves" / "decomposition.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["model", "task", "k", "baseline", "score_n0", "score_nk", "instruction_effect",
+                        "instruction_ci_low", "instruction_ci_high", "instruction_p", "demo_effect", "demo_ci_low",
+                        "demo_ci_high", "demo_p", "best_n", "best_score", "n_examples"])
+            w.writerow(["llama3.2", "analysis", 8, 0.4, 0.5, 0.66, 0.1, -0.05, 0.25, 0.5, 0.16, 0.02, 0.3, 0.031,
+                        4, 0.7, 50])
+        with open(rd / "tipping_point" / "curve.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["model", "task", "n", "seeds", "score", "ci_low", "ci_high", "delta", "delta_ci_low",
+                        "delta_ci_high", "p", "verdict", "n_examples", "optimization_calls"])
+            w.writerow(["llama3.2", "analysis", 0, 1, 0.6, 0.45, 0.73, "", "", "", "", "", 50, 0])
+            w.writerow(["llama3.2", "analysis", 4, 3, 0.74, 0.6, 0.86, 0.14, 0.04, 0.24, 0.008, "improved", 50, 90])
     return rd
 
 
@@ -283,6 +296,24 @@ def test_variance_analysis(golden):
     assert "n/a (needs model pairs sharing ≥3 tasks)" in md
     assert md.count("some improved, none hurt") == 2
     assert "Demo-count pattern: 0 or max, never in between" in md
+
+
+def test_later_phase_tables_are_formatted(golden):
+    out, _ = golden
+    md = (out / "SUMMARY.md").read_text()
+    curves = md[md.index("## Demo-count curves (phase 3)"):md.index("## Tipping point (phase 5)")]
+    # fractions become % with their interval; the phase-1 delta becomes signed points
+    assert "| llama3.2 | analysis | bootstrapped | 2 | 62.0 | [52.0, 72.0] | 50 | 0 | +10.0 |" in curves
+    # decomposition: effects in points with the paired CI and p; best n with its score
+    assert ("| llama3.2 | analysis | 8 | 40.0 | 50.0 | 66.0 | +10.0 [-5.0, +25.0] p=0.500 | "
+            "+16.0 [+2.0, +30.0] p=0.031 | 4 (70.0) | 50 |") in curves
+    tipping = md[md.index("## Tipping point (phase 5)"):md.index("## Inputs")]
+    # a sparse summary (older/hand-made file): missing columns shown as dashes, nothing invented
+    assert "| llama3.2 | analysis | learnable | 60.0 | 4 | 4 | – | – |" in tipping
+    assert "| qwen3_4b | analysis | too_hard | 0.0 | – | 8 | – | – |" in tipping
+    assert "| llama3.2 | analysis | 4 | 3 | 74.0 [60.0, 86.0] | +14.0 [+4.0, +24.0] p=0.0080 | improved | 90 |" \
+        in tipping
+    assert "| llama3.2 | analysis | 0 | 1 | 60.0 [45.0, 73.0] | – | – | 0 |" in tipping
 
 
 def test_economics(golden):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -17,7 +16,7 @@ import numpy as np
 
 from src import stats
 from src.comparison import Metric, PairedDelta, paired_delta, score_interval
-from src.consolidation.format import ci_txt, compact, csv_text, is_missing, money, num, pct, pts, pval, safe_name
+from src.consolidation.format import ci_txt, csv_text, is_missing, money, num, pct, pts, pval, safe_name
 from src.consolidation.inputs import (
     MAIN_PHASES,
     TaskResolver,
@@ -28,6 +27,7 @@ from src.consolidation.inputs import (
     no_registry,
     task_info,
 )
+from src.consolidation.phases import PhaseFiles
 from src.errors import UserError
 from src.report import Cell, Plot, ReportDoc, Section, Table, to_markdown, write_report
 from src.results import Record, now_iso
@@ -155,19 +155,7 @@ class Consolidator:
         self.unit = {(u.phase, u.model, u.task): u for u in self.units}
         self.sidecars = self._load_sidecars()
         self.check_sidecars()
-        self.curves = self._load_optional_csv(rd / "demo_curves" / "demo_curve_results.csv", "demo curves")
-        self.tipping = self._load_optional_csv(rd / "tipping_point" / "summary.csv", "tipping point")
-
-    def _load_optional_csv(self, path: Path, what: str) -> list[dict[str, str]] | None:
-        if not path.is_file():
-            return None
-        try:
-            with open(path, newline="", encoding="utf-8") as fh:
-                rows = list(csv.DictReader(fh))
-        except (OSError, csv.Error, UnicodeDecodeError) as exc:
-            self.notes.append(f"{what} file `{path}` cannot be read ({exc}): section skipped")
-            return None
-        return rows
+        self.later_phases = PhaseFiles.load(rd, self.notes)
 
     def _load_sidecars(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
         """results/optimized_programs/*.meta.json keyed by (model, task); fields read defensively."""
@@ -516,10 +504,7 @@ class Consolidator:
             sections.append(self.sec_extra())
         sections += [self.sec_scoreboard(), self.sec_variance(), self.sec_economics(), self.sec_failures(),
                      self.sec_reasoning()]
-        if self.curves is not None:
-            sections.append(self.sec_curves())
-        if self.tipping is not None:
-            sections.append(self.sec_tipping())
+        sections += self.later_phases.sections()
         sections.append(self.sec_files())
         return ReportDoc("Intelligence Arbitrage — consolidated results", header, smoke, warnings, self.notes,
                          sections, self.plot_data())
@@ -864,54 +849,6 @@ class Consolidator:
                                "mean thinking tokens", "mean output tokens", "thinking share"], rows, text_cols=3))
         return s
 
-    def curve_pairs(self) -> list[dict[str, Any]]:
-        def f(v: Any) -> float | None:
-            try:
-                x = float(v)
-                return x if math.isfinite(x) else None
-            except (TypeError, ValueError):
-                return None
-
-        pairs: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in self.curves or []:
-            n, sc = f(r.get("n_demos")), f(r.get("score"))
-            if n is None or sc is None or not r.get("model") or not r.get("task"):
-                continue
-            p = pairs.setdefault((r["model"], r["task"]), {"model": r["model"], "task": r["task"], "conditions": {}})
-            p["conditions"].setdefault(r.get("condition") or "default", []).append(
-                (n, sc, f(r.get("ci_low")), f(r.get("ci_high"))))
-        out = list(pairs.values())
-        for p in out:
-            p["percent"] = all(pt[1] <= 1.0 for pts_ in p["conditions"].values() for pt in pts_)
-        return out
-
-    def sec_curves(self) -> Section:
-        s = Section("Demo-count curves (phase 3)")
-        pairs = self.curve_pairs()
-        if not pairs:
-            s.blocks.append("`demo_curves/demo_curve_results.csv` has no usable rows.")
-            return s
-        rows = []
-        for r in self.curves or []:
-            rows.append([r.get("model", ""), r.get("task", ""), r.get("condition", ""), compact(r.get("n_demos")),
-                         compact(r.get("score")), f"[{compact(r.get('ci_low'))}, {compact(r.get('ci_high'))}]",
-                         compact(r.get("n_examples")), compact(r.get("n_errors")), compact(r.get("phase1_delta"))])
-        s.blocks.append(Plot("demo_curves", "Score vs number of demos, one plot per model × task (band = 95% CI "
-                                            "from the curve file)."))
-        s.blocks.append(Table(["model", "task", "condition", "n demos", "score", "95% CI", "n", "errors",
-                               "phase-1 delta"], rows, text_cols=3))
-        return s
-
-    def sec_tipping(self) -> Section:
-        s = Section("Tipping point (phase 5)")
-        rows = self.tipping or []
-        if not rows:
-            s.blocks.append("`tipping_point/summary.csv` has no rows.")
-            return s
-        cols = list(rows[0].keys())
-        s.blocks.append(Table(cols, [[str(r.get(c, "") or "") for c in cols] for r in rows], numeric=False))
-        return s
-
     def sec_files(self) -> Section:
         s = Section("Inputs")
         rows = []
@@ -945,7 +882,7 @@ class Consolidator:
             points.append({"task": k[2], "model": k[1], "phase": k[0], "kind": e["kind"],
                            "score": self.arms[k].score, "cost_per_1k": None if is_missing(per1k) else per1k})
         data["cost_frontier"] = {"tasks": self.tasks, "points": points} if points else None
-        data["demo_curves"] = {"pairs": self.curve_pairs()} if self.curves else None
+        data.update(self.later_phases.plot_data())
         return data
 
     # -- files ---------------------------------------------------------------------------------------------------

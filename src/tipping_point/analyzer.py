@@ -12,6 +12,7 @@ from pathlib import Path
 from src import cli
 from src.comparison import Metric, paired_delta, score_interval
 from src.config import ALREADY_SOLVED_ABOVE, TOO_HARD_BELOW, Config, load_config
+from src.consolidation.format import csv_float
 from src.errors import UserError
 from src.results import atomic_write_text, read_csv, read_json
 from src.tasks import get_task
@@ -40,10 +41,6 @@ def _seed_mean(per_seed: list[dict[str, Score]], ids: list[str]) -> list[Score]:
         value = sum(s.score for s in scores) / len(scores)
         out.append(Score(value, value >= 0.5, "", dict(extras)))
     return out
-
-
-def _f(x) -> str:
-    return "" if x is None or x != x else f"{x:.6f}"
 
 
 def analyze(results_dir: Path, config: Config) -> Path:
@@ -87,18 +84,17 @@ def analyze(results_dir: Path, config: Config) -> Path:
             else:
                 d = paired_delta(base_scores, avg, m_n)
                 verdicts[n], deltas[n], row_delta = d.verdict, d, d
-            curve_rows.append([model, task_key, n, len(runs), _f(iv.value), _f(iv.lo), _f(iv.hi),
-                               _f(row_delta.delta if row_delta else None), _f(row_delta.lo if row_delta else None),
-                               _f(row_delta.hi if row_delta else None), _f(row_delta.p if row_delta else None),
+            d_cells = [row_delta.delta, row_delta.lo, row_delta.hi, row_delta.p] if row_delta else [None] * 4
+            curve_rows.append([model, task_key, n, len(runs), *map(csv_float, [iv.value, iv.lo, iv.hi, *d_cells]),
                                row_delta.verdict if row_delta else "", len(ids), calls[n]])
         regime, smallest = classify_regime(biv.value, verdicts)
         best_n = max(deltas, key=lambda n: (deltas[n].delta, -n)) if deltas else None
         best = deltas.get(best_n) if best_n is not None else None
-        summary_rows.append([model, task_key, regime, _f(biv.value), _f(biv.lo), _f(biv.hi),
-                             "" if best_n is None else best_n, _f(best.b_score if best else None),
-                             "" if smallest is None else smallest, _f(best.delta if best else None),
-                             _f(best.lo if best else None), _f(best.hi if best else None),
-                             _f(best.p if best else None), json.dumps(sorted(by_n)),
+        best_cells = [best.b_score, best.delta, best.lo, best.hi, best.p] if best else [None] * 5
+        b_score, lift, lift_lo, lift_hi, p_best = map(csv_float, best_cells)
+        summary_rows.append([model, task_key, regime, *map(csv_float, [biv.value, biv.lo, biv.hi]),
+                             "" if best_n is None else best_n, b_score, "" if smallest is None else smallest,
+                             lift, lift_lo, lift_hi, p_best, json.dumps(sorted(by_n)),
                              max(len(v) for k, v in by_n.items() if k) if len(by_n) > 1 else 0, len(ids),
                              TOO_HARD_BELOW, ALREADY_SOLVED_ABOVE])
     _write(root / "curve.csv", CURVE_COLUMNS, curve_rows)
