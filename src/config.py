@@ -113,6 +113,10 @@ class TaskSpec:
     # When a source lacks the train split, this fraction of the eval split is moved to train.
     derived_train_fraction: float = 0.5
     split_seed: int = 2025
+    # Which eval examples `--limit N` scores: "seeded" = the first N of a split_seed permutation of the eval split
+    # (a random sample, nested as N grows); "file" = the split's own first N, the original study's protocol — which
+    # on a label-sorted split such as Banking77's test set is a single class.
+    eval_order: str = "seeded"
     options: dict[str, Any] = field(default_factory=dict)  # domain-specific settings (tasks.json)
 
 
@@ -147,6 +151,7 @@ _BUILTIN_TASKS = [
 ]
 
 # Study protocol constants (the original study's design; see TECHNICAL_SPEC.md).
+EVAL_ORDERS = ("seeded", "file")
 STUDY_SEEDS = (10, 20, 30)
 DEFAULT_EVAL_LIMIT = 50
 # Tipping-point regime thresholds (phase 5), on the baseline primary score in [0, 1].
@@ -217,5 +222,12 @@ def load_config(workdir: Path | None = None) -> Config:
     tasks = {t.key: t for t in _BUILTIN_TASKS}
     models.update(registry.load_models_file(workdir / "models.json", models))
     tasks.update(registry.load_tasks_file(workdir / "tasks.json", tasks))
+    order = os.environ.get("IA_EVAL_ORDER", "").strip()
+    if order:  # one switch for every task, e.g. to reproduce the original study's first-N protocol
+        if order not in EVAL_ORDERS:
+            from src.errors import UserError
+
+            raise UserError(f"IA_EVAL_ORDER={order!r} is not one of {', '.join(EVAL_ORDERS)}")
+        tasks = {k: replace(t, eval_order=order) for k, t in tasks.items()}
     return Config(root=PROJECT_ROOT, workdir=workdir, models=models, tasks=tasks,
                   env_file=env_file if env_file.is_file() else None)

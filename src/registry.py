@@ -84,7 +84,7 @@ def load_models_file(path: Path, builtin: dict) -> dict:
 
 def load_tasks_file(path: Path, builtin: dict) -> dict:
     """A new key declares a generic task (src.tasks.custom); an existing key may override split settings/options."""
-    from src.config import SplitRef, TaskSpec
+    from src.config import EVAL_ORDERS, SplitRef, TaskSpec
 
     if not path.is_file():
         return {}
@@ -96,15 +96,18 @@ def load_tasks_file(path: Path, builtin: dict) -> dict:
         where = f"task '{key}'"
         base = out.get(key) or builtin.get(key)
         if base is not None:
-            allowed = {"eval_fraction", "derived_train_fraction", "split_seed", "options", "title"}
+            allowed = {"eval_fraction", "derived_train_fraction", "split_seed", "eval_order", "options", "title"}
             bad = sorted(set(entry) - allowed - {"key"})
             if bad:
                 raise ConfigError(f"{path}: {where}: field(s) {', '.join(bad)} cannot be overridden for a built-in "
                                   f"task (allowed: {', '.join(sorted(allowed))})")
             _check_types(path, where, entry, TaskSpec, skip={"key"})
             out[key] = replace(base, **{k: v for k, v in entry.items() if k != "key"})
-            continue
-        out[key] = _custom_task(path, where, key, entry, SplitRef, TaskSpec)
+        else:
+            out[key] = _custom_task(path, where, key, entry, SplitRef, TaskSpec)
+        if out[key].eval_order not in EVAL_ORDERS:
+            raise ConfigError(f"{path}: {where}: eval_order '{out[key].eval_order}' is not one of "
+                              f"{', '.join(EVAL_ORDERS)}")
     return out
 
 
@@ -140,7 +143,8 @@ def _custom_task(path: Path, where: str, key: str, entry: dict, SplitRef, TaskSp
             eval=SplitRef(ds["hub_id"], folder, ds["eval_split"], ds.get("config")),
             eval_fraction=float(entry.get("eval_fraction", 0.2)),
             derived_train_fraction=float(entry.get("derived_train_fraction", 0.5)),
-            split_seed=int(entry.get("split_seed", 2025)), options=options,
+            split_seed=int(entry.get("split_seed", 2025)), eval_order=entry.get("eval_order", "seeded"),
+            options=options,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {where}: {exc}") from None

@@ -10,7 +10,8 @@ from pathlib import Path
 
 # Before anything imports dspy: tests never read or write the project's response cache.
 os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="ia-test-dspy-cache-")
-for _secret in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "IA_DATA_DIR", "IA_RESULTS_DIR"):
+for _secret in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "IA_DATA_DIR", "IA_RESULTS_DIR",
+                "IA_EVAL_ORDER"):
     os.environ.pop(_secret, None)
 
 import pytest

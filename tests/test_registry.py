@@ -57,6 +57,24 @@ def test_bad_tasks_json_is_one_line_on_the_cli(workdir):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_eval_order_from_tasks_json_and_environment(workdir, monkeypatch):
+    from src.errors import UserError
+
+    assert load_config().tasks["classification"].eval_order == "seeded"
+    (workdir / "tasks.json").write_text(json.dumps([{"key": "classification", "eval_order": "file"}]))
+    config = load_config()
+    assert config.tasks["classification"].eval_order == "file" and config.tasks["math"].eval_order == "seeded"
+    monkeypatch.setenv("IA_EVAL_ORDER", "file")
+    assert {t.eval_order for t in load_config().tasks.values()} == {"file"}
+    monkeypatch.setenv("IA_EVAL_ORDER", "sorted")
+    with pytest.raises(UserError, match="IA_EVAL_ORDER='sorted' is not one of seeded, file"):
+        load_config()
+    monkeypatch.delenv("IA_EVAL_ORDER")
+    (workdir / "tasks.json").write_text(json.dumps([{"key": "math", "eval_order": "random"}]))
+    with pytest.raises(ConfigError, match="task 'math': eval_order 'random' is not one of seeded, file"):
+        load_config()
+
+
 def test_tasks_json_declares_a_generic_task(workdir):
     (workdir / "tasks.json").write_text(json.dumps([{
         "key": "capitals", "metric": "exact_match", "inputs": ["country"], "output": "capital", "gold": "capital",

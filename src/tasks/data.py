@@ -201,6 +201,15 @@ def fingerprint(examples: list[TaskExample]) -> str:
     return h.hexdigest()[:16]
 
 
+def seeded_order(examples: list[TaskExample], seed: int) -> list[TaskExample]:
+    """The examples in a seeded random order, the same on every machine: a `--limit N` prefix of it is a random
+    sample of the split (HF splits are often sorted, e.g. by label), and the sample for N is inside the one for
+    any larger N."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    return [examples[i] for i in order]
+
+
 def _partition(n: int, fraction: float, seed: int) -> set[int]:
     """Indices of a seeded `fraction` of range(n): deterministic across machines and Python versions."""
     order = list(range(n))
@@ -245,6 +254,12 @@ def load_task_data(task: Task, source: Source) -> TaskData:
         train = [task.example_from_record(r, i, spec.train.split) for i, r in enumerate(train_records)]
         evals = eval_examples
 
+    if spec.eval_order == "seeded":
+        evals = seeded_order(evals, spec.split_seed)
+        notes.append(f"eval order: seeded permutation (seed {spec.split_seed}); --limit N scores its first N")
+    else:
+        notes.append("eval order: the split's own (file) order; --limit N scores its first N")
+
     eval_keys = {task.dedup_key(ex) for ex in evals}
     kept = [ex for ex in train if task.dedup_key(ex) not in eval_keys]
     if len(kept) != len(train):
@@ -255,6 +270,7 @@ def load_task_data(task: Task, source: Source) -> TaskData:
         "train_source": train_src.describe(),
         "smoke_data": bool(eval_src.smoke or train_src.smoke),
         "eval_split": f"{spec.eval.folder}/{spec.eval.split}",
+        "eval_order": f"seeded:{spec.split_seed}" if spec.eval_order == "seeded" else "file",
         "train_split": f"{spec.train.folder}/{spec.train.split}",
         "n_train": len(train),
         "n_eval": len(evals),
