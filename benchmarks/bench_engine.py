@@ -125,7 +125,8 @@ def overhead(config, n: int, concurrency: int, rounds: int) -> float:
             else:
                 elapsed, raw_tokens = _run_raw(url, bodies, concurrency)
                 raw_t.append(elapsed)
-    print("  per round (s): engine " + " ".join(f"{t:.2f}" for t in engine_t) + " | raw " + " ".join(f"{t:.2f}" for t in raw_t))
+    rounds_txt = " ".join(f"{t:.2f}" for t in engine_t) + " | raw " + " ".join(f"{t:.2f}" for t in raw_t)
+    print(f"  per round (s): engine {rounds_txt}")
     e, r = statistics.median(engine_t), statistics.median(raw_t)
     print(f"overhead: {n} requests x {rounds} rounds at concurrency {concurrency} on the embedded server: "
           f"engine {n / e:.2f} req/s (median {e:.2f}s, {engine_tokens} tokens generated), "

@@ -25,30 +25,25 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def whole_number(minimum: int = 0) -> Callable[[str], int]:
-    """An argparse type: an int >= minimum, or a one-line usage error."""
-    def parse(value: str) -> int:
-        try:
-            n = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got '{value}'") from None
-        if n < minimum:
-            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {n}")
-        return n
-    return parse
-
-
-def real_number(minimum: float = 0.0) -> Callable[[str], float]:
-    """An argparse type: a finite float >= minimum, or a one-line usage error."""
+def _at_least(convert: Callable[[str], float], noun: str, minimum: float) -> Callable[[str], float]:
+    """An argparse type: `convert(value)`, finite and >= minimum, or a one-line usage error."""
     def parse(value: str) -> float:
         try:
-            x = float(value)
+            x = convert(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got '{value}'") from None
+            raise argparse.ArgumentTypeError(f"expected {noun}, got '{value}'") from None
         if not math.isfinite(x) or x < minimum:
             raise argparse.ArgumentTypeError(f"expected a number >= {minimum:g}, got {value}")
         return x
     return parse
+
+
+def whole_number(minimum: int = 0) -> Callable[[str], int]:
+    return _at_least(int, "a whole number", minimum)
+
+
+def real_number(minimum: float = 0.0) -> Callable[[str], float]:
+    return _at_least(float, "a number", minimum)
 
 
 def parser(description: str, *, limit_default: int | None = None) -> argparse.ArgumentParser:
@@ -62,7 +57,8 @@ def parser(description: str, *, limit_default: int | None = None) -> argparse.Ar
                    help="auto: mirror if IA_DATA_DIR is set, else hub if reachable, else built-in smoke samples")
     g.add_argument("--results-dir", default=None, help="where result files go (default: ./results)")
     g.add_argument("--limit", type=whole_number(), default=limit_default,
-                   help=f"eval examples per task, the first N of the eval split (0 = all; default {limit_default})")
+                   help=f"eval examples per task: the first N of the split's seeded sample order, the same for every "
+                        f"model and arm (0 = all; default {limit_default})")
     g.add_argument("--concurrency", type=whole_number(), default=None,
                    help="examples in flight at once (default: the backend's: embedded 2, ollama 2, APIs 8)")
     g.add_argument("--adapter", default=None, choices=ADAPTERS,

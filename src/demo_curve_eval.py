@@ -81,8 +81,6 @@ def select_pairs(models: list[str], tasks, results_dir: Path, optimizer: str, ex
     return pairs
 
 
-
-
 def main() -> int:
     p = cli.parser(__doc__, limit_default=DEFAULT_EVAL_LIMIT)
     p.add_argument("--optimizer", default="mipro_v2")
@@ -165,9 +163,10 @@ def main() -> int:
             curve = {n: metric.aggregate([scores_by_cond[("optimized_instructions", n)][i] for i in ids])
                      for n in range(k + 1) if ("optimized_instructions", n) in scores_by_cond}
             best_n = max(curve, key=lambda n: (curve[n], -n))
-            decomposition.append([m, task.key, k, csv_float(instr.a_score), csv_float(instr.b_score), csv_float(demo.b_score),
-                                  csv_float(instr.delta), csv_float(instr.lo), csv_float(instr.hi), csv_float(instr.p), csv_float(demo.delta),
-                                  csv_float(demo.lo), csv_float(demo.hi), csv_float(demo.p), best_n, csv_float(curve[best_n]), len(ids)])
+            numbers = [instr.a_score, instr.b_score, demo.b_score, instr.delta, instr.lo, instr.hi, instr.p,
+                       demo.delta, demo.lo, demo.hi, demo.p]
+            decomposition.append([m, task.key, k, *map(csv_float, numbers), best_n, csv_float(curve[best_n]),
+                                  len(ids)])
             print(f"  {m} x {task.key}: instruction effect {instr.delta:+.3f} [{instr.lo:+.3f}, {instr.hi:+.3f}] "
                   f"({instr.verdict}); demo effect {demo.delta:+.3f} [{demo.lo:+.3f}, {demo.hi:+.3f}] "
                   f"({demo.verdict}); best n = {best_n}")

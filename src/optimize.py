@@ -202,7 +202,8 @@ def projected_calls(arm: str, task: Task, p: Preset, n_train: int, n_dev: int, n
                                                         [None] * valset_size, aware, n_instr)
         prompt = _first_total(prompt_line)
         task_calls = _first_total(task_line)
-        bootstrap = n_fewshot * max(0, n_train - valset_size) * len(program.predictors())  # teacher traces (upper bound)
+        # teacher traces over the train part, one per predictor (upper bound)
+        bootstrap = n_fewshot * max(0, n_train - valset_size) * len(program.predictors())
         teacher = n_seeds * (prompt + bootstrap)
         student = n_seeds * task_calls + dev_calls
         return {"teacher": teacher, "student": student, "total": teacher + student}
@@ -262,7 +263,8 @@ def unit_header(arm: str, task: Task, data: TaskData, student: ModelSession, tea
     from src.units import program_sha
 
     return {"model": student.spec.key, "task": task.key, "optimizer": arm, "teacher": teacher.spec.key,
-            "preset": p.name, "budget": budget_sha(p), "adapter": student.adapter_name, "data_source": data.provenance["source"],
+            "preset": p.name, "budget": budget_sha(p), "adapter": student.adapter_name,
+            "data_source": data.provenance["source"],
             "train_fingerprint": fingerprint(train), "dev_fingerprint": fingerprint(dev),
             "program_sha": program_sha(task.program()), "dspy": md.version("dspy")}
 
