@@ -1,7 +1,7 @@
-"""Single-run entry point for one api model on one task; a thin wrapper over the shared evaluation engine."""
+"""Entry point: python -m src.api_eval — one API model on one task (the command lives in src.commands.single_eval)."""
 
-from src import cli
-from src.evaluation import single_run_main
+from src.commands.common import run
+from src.commands.single_eval import main
 
 if __name__ == "__main__":
-    cli.run(lambda: single_run_main("api"))
+    run(lambda: main("api"))

@@ -47,9 +47,9 @@ def run_cli(args: list[str], *, env: dict[str, str] | None = None, cwd: Path | N
 @pytest.fixture(scope="session")
 def embedded_config():
     from src.backends import backend_for
-    from src.config import load_config
+    from src.registry import load_config
 
     config = load_config(ROOT)
-    if backend_for("smollm2-135m", config).problems():
+    if backend_for(config.model("smollm2-135m"), config).problems():
         pytest.skip("embedded model not installed: ./setup_models.sh --embedded")
     return config

@@ -10,11 +10,20 @@ from typing import Literal
 import dspy
 import pytest
 
-from src.adapters import StructuredAdapter
-from src.backends import LMSettings, backend_for, make_lm, preflight
+from src.backends.adapters import StructuredAdapter
+from src.backends import LMSettings, backend_for
+from src.backends.session import Sessions
 from src.backends.embedded import WEIGHTS, Weights, verify_weights
-from src.config import ModelSpec
+from src.registry import ModelSpec
 from src.errors import PreflightError, UserError
+
+
+def make_lm(key: str, config, settings: LMSettings):
+    return backend_for(config.model(key), config).make_lm(settings)
+
+
+def preflight(keys: list[str], config, adapter: str | None = None) -> None:
+    Sessions(config).preflight(keys, adapter)
 
 
 def test_embedded_chat_completion_returns_text_and_usage(embedded_config):
@@ -26,7 +35,7 @@ def test_embedded_chat_completion_returns_text_and_usage(embedded_config):
 
 
 def test_embedded_server_is_reused_across_lms(embedded_config):
-    b = backend_for("smollm2-135m", embedded_config)
+    b = backend_for(embedded_config.model("smollm2-135m"), embedded_config)
     assert b.server(2) is b.server(4)  # one server per model per process
 
 
@@ -45,7 +54,7 @@ def test_structured_adapter_enforces_the_schema(embedded_config):
 
 
 def test_openai_path_runs_against_the_embedded_server(embedded_config, monkeypatch):
-    server = backend_for("smollm2-135m", embedded_config).server(2)
+    server = backend_for(embedded_config.model("smollm2-135m"), embedded_config).server(2)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key-123456")
     monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
     preflight(["gpt-4o-mini"], embedded_config)  # key present -> no problem
@@ -100,7 +109,7 @@ def test_ollama_request_carries_num_ctx(embedded_config):
 
 
 def test_default_num_ctx_is_at_least_8192(embedded_config):
-    assert backend_for("qwen2.5_7b", embedded_config).num_ctx >= 8192
+    assert backend_for(embedded_config.model("qwen2.5_7b"), embedded_config).num_ctx >= 8192
 
 
 def test_preflight_lists_every_problem_with_its_fix(embedded_config, monkeypatch):

@@ -14,7 +14,8 @@ from pathlib import Path
 from conftest import ROOT, run_cli
 
 from src.tasks import get_task
-from src.tasks.data import resolve_source
+from src.tasks.sources import resolve_source
+from src.tasks.splits import load_task_data
 
 SECRET = "sk-test-THIS-MUST-NOT-LEAK-0123456789"
 
@@ -38,7 +39,7 @@ def test_baseline_writes_csv_and_sidecar_without_secrets(embedded_config, tmp_pa
         csv_path = tmp_path / f"local_baseline_{task}_smollm2-135m.csv"
         rows = _rows(csv_path)
         # rows in the eval sample's order: the first 3 of the seeded permutation of the split
-        sample = get_task(task, embedded_config).load(resolve_source("builtin", embedded_config)).eval_subset(3)
+        sample = load_task_data(get_task(task, embedded_config), resolve_source("builtin", embedded_config)).eval_subset(3)
         assert [x["example_id"] for x in rows] == [ex.id for ex in sample]
         assert all(int(x["input_tokens"]) > 0 for x in rows)
         meta = json.loads(csv_path.with_suffix(".meta.json").read_text())
@@ -80,7 +81,7 @@ def test_resume_after_kill_leaves_every_example_exactly_once(embedded_config, tm
     assert r.returncode == 0, r.stderr
     rows = _rows(tmp_path / "local_baseline_analysis_smollm2-135m.csv")
     ids = [x["example_id"] for x in rows]
-    sample = get_task("analysis", embedded_config).load(resolve_source("builtin", embedded_config)).eval_subset(20)
+    sample = load_task_data(get_task("analysis", embedded_config), resolve_source("builtin", embedded_config)).eval_subset(20)
     assert ids == [ex.id for ex in sample]  # each example once, in the sample's order, however the run was cut
     # Finished examples were not asked again: one journal record per example.
     assert len(_journal_records(tmp_path, "local_baseline_analysis_smollm2-135m")) == 20

@@ -22,9 +22,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from src.config import load_config
-from src.consolidate_results import Options, consolidate
-from src.results import Record, result_csv, write_csv, write_json
+from src.registry import load_config
+from src.commands.consolidate import consolidate
+from src.consolidation.consolidator import Options
+from src.results.files import write_csv, write_json
+from src.results.naming import result_csv
+from src.results.record import Record
 
 LOCAL_RATE = 0.36  # $/h of local wall time used throughout
 

@@ -51,7 +51,7 @@ def test_mipro_program_is_saved_loadable_and_best_of_seeds(optimized, embedded_c
     cost = side["optimization_cost"]
     assert cost["lm_calls"] > 0 and cost["cache_hits"] < cost["lm_calls"] and cost["input_tokens"] > 0
     assert "teaches itself" in opt.stderr  # no --teacher: a printed warning
-    from src.programs import load_program
+    from src.optimization.programs import load_program
     from src.tasks import get_task
 
     program, info = load_program(get_task("analysis", embedded_config), program_file)
@@ -95,7 +95,7 @@ def test_bootstrap_rs_produces_a_loadable_program(embedded_config, tmp_path):
                  "--results-dir", str(tmp_path)])
     assert r.returncode == 0, r.stderr[-2000:]
     path = tmp_path / "optimized_programs" / "smollm2-135m_analysis_bootstrap_rs.json"
-    from src.programs import load_program
+    from src.optimization.programs import load_program
     from src.tasks import get_task
 
     program, info = load_program(get_task("analysis", embedded_config), path)
@@ -125,14 +125,17 @@ def test_killed_optimization_resumes_only_unfinished_seeds(embedded_config, tmp_
 
 def test_eval_split_never_reaches_the_optimizer(embedded_config, tmp_path, monkeypatch):
     """Instrument what the optimizer and the dev scorer receive; no eval example may be among them."""
-    from src import optimize
-    from src.optimize import PRESETS, run_opt_unit
+    from src.backends.session import Sessions, SessionOptions
+    from src.optimization import search
+    from src.optimization.presets import PRESETS
+    from src.optimization.search import run_opt_unit
+    from src.tasks import splits
     from src.tasks import get_task
-    from src.tasks.data import resolve_source
-    from src.units import ModelSession
+    from src.tasks.sources import resolve_source
+    from src.tasks.splits import load_task_data
 
     task = get_task("analysis", embedded_config)
-    data = task.load(resolve_source("builtin", embedded_config, announce=False))
+    data = load_task_data(task, resolve_source("builtin", embedded_config, announce=False))
     seen: list[str] = []
     real_compile = dspy.MIPROv2.compile
 
@@ -140,21 +143,21 @@ def test_eval_split_never_reaches_the_optimizer(embedded_config, tmp_path, monke
         seen.extend(ex.ia_id for ex in trainset)
         return real_compile(self, student, trainset=trainset, **kw)
 
-    real_dev = optimize._dev_score
+    real_dev = search.dev_score
 
     def spy_dev(program, task_, dev, session, label):
         seen.extend(ex.id for ex in dev)
         return real_dev(program, task_, dev, session, label)
 
     monkeypatch.setattr(dspy.MIPROv2, "compile", spy_compile)
-    monkeypatch.setattr(optimize, "_dev_score", spy_dev)
-    session = ModelSession.open("smollm2-135m", embedded_config, max_tokens=128)
+    monkeypatch.setattr(search, "dev_score", spy_dev)
+    session = Sessions(embedded_config, SessionOptions(max_tokens=128)).session("smollm2-135m")
     result = run_opt_unit("mipro_v2", task, data, session, session, PRESETS["quick"], [10], tmp_path, 8, 6, False)
     assert result.status == "ran"
     assert seen and not set(seen) & {ex.id for ex in data.eval}
     # and the guard itself refuses a leak
     with pytest.raises(RuntimeError, match="eval examples reached the optimizer"):
-        optimize.assert_disjoint_from_eval(task, data.eval, data.eval[:1])
+        splits.assert_disjoint_from_eval(task, data.eval, data.eval[:1])
 
 
 @pytest.mark.parametrize("arm", ["cot_zero_shot", "gepa"])

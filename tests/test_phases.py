@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from src.adapters import strip_thinking
-from src.tipping_point.regimes import classify_regime
+from src.backends.adapters import strip_thinking
+from src.studies.tipping_point.regimes import classify_regime
 
 
 def _rows(path: Path) -> list[dict]:
@@ -25,15 +25,17 @@ def _rows(path: Path) -> list[dict]:
 
 def _save_program_with_demos(results: Path, config, n_demos: int) -> Path:
     """A saved 'optimized' program: the analysis program with its instruction and n labelled train demos."""
-    from src.programs import program_path, sidecar_path
-    from src.results import write_json
+    from src.results.naming import program_path, sidecar_path
+    from src.results.files import write_json
     from src.tasks import get_task
-    from src.tasks.data import resolve_source
+    from src.tasks.sources import resolve_source
+    from src.tasks.base import to_dspy
+    from src.tasks.splits import load_task_data
 
     task = get_task("analysis", config)
-    data = task.load(resolve_source("builtin", config, announce=False))
+    data = load_task_data(task, resolve_source("builtin", config, announce=False))
     program = task.program()
-    program.predictors()[0].demos = [ex.to_dspy() for ex in data.train[:n_demos]]
+    program.predictors()[0].demos = [to_dspy(ex) for ex in data.train[:n_demos]]
     path = program_path(results, "smollm2-135m", "analysis", "mipro_v2")
     path.parent.mkdir(parents=True)
     program.save(str(path))
@@ -104,11 +106,12 @@ class _ReasoningAPI(BaseHTTPRequestHandler):
 
 
 def test_reasoning_reply_is_parsed_and_its_thinking_counted(embedded_config):
-    from src.config import ModelSpec
-    from src.engine import EngineSettings, evaluate
+    from src.registry import ModelSpec
+    from src.evaluation.engine import EngineSettings, evaluate
     from src.tasks import get_task
-    from src.tasks.data import resolve_source
-    from src.units import ModelSession
+    from src.tasks.sources import resolve_source
+    from src.tasks.splits import load_task_data
+    from src.backends.session import Sessions, SessionOptions
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _ReasoningAPI)
     srv.daemon_threads = True
@@ -118,9 +121,9 @@ def test_reasoning_reply_is_parsed_and_its_thinking_counted(embedded_config):
                          supports_thinking=True, price_in=1.0, price_out=2.0, schema_decoding=True)
         config = embedded_config.with_model(spec)
         task = get_task("analysis", config)
-        data = task.load(resolve_source("builtin", config, announce=False))
+        data = load_task_data(task, resolve_source("builtin", config, announce=False))
         yes = [ex for ex in data.eval if ex.gold is True][:2]
-        session = ModelSession.open("think-standin", config, adapter="json", cache=False)
+        session = Sessions(config, SessionOptions(adapter="json", cache=False)).session("think-standin")
         recs = evaluate(task.program(), yes, task, spec, session.lm, session.adapter, EngineSettings(progress=False),
                         "t", "baseline", lambda r: None)
     finally:

@@ -7,7 +7,9 @@ import json
 import pytest
 from conftest import run_cli
 
-from src.config import CORE_MODELS, load_config
+from src.backends.adapters import choose_adapter
+from src.registry import load_config
+from src.registry.models import CORE_MODELS
 from src.errors import ConfigError
 
 
@@ -18,8 +20,8 @@ def test_builtin_registry_has_the_study_models_and_nine_tasks(workdir):
                                   "agentic", "rag", "code"]
     assert config.model("qwen2.5_7b").model_id == "qwen2.5:7b"
     assert config.model("gpt-5.2").temperature == 1.0  # rejects 0
-    assert config.model("smollm2-135m").adapter == "structured"
-    assert config.model("gpt-4o").adapter == "chat"
+    assert choose_adapter(config.model("smollm2-135m"), None) == "structured"
+    assert choose_adapter(config.model("gpt-4o"), None) == "chat"
     assert config.model("gpt-4o").cost_usd(1_000_000, 1_000_000) == pytest.approx(12.5)
 
 
@@ -81,4 +83,4 @@ def test_tasks_json_declares_a_generic_task(workdir):
         "dataset": {"hub_id": "me/capitals", "eval_split": "test", "train_split": "train"},
         "instructions": "Name the capital city."}]))
     spec = load_config().task("capitals")
-    assert spec.module == "src.tasks.custom" and spec.eval.folder == "me__capitals"
+    assert spec.module == "src.tasks.domains.custom" and spec.eval.folder == "me__capitals"

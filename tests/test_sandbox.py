@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from src.config import load_config
+from src.registry import load_config
 from src.tasks import get_task
-from src.tasks.base import TaskExample
-from src.tasks.code import HumanEvalPackageSource
-from src.tasks.data import FolderSource
-from src.tasks.sandbox import MAX_OUTPUT_CHARS, isolation, run_python
+from src.tasks.example import TaskExample
+from src.tasks.domains.humaneval import HumanEvalPackageSource
+from src.tasks.sources import FolderSource
+from src.sandbox import isolation, run_python
+from src.sandbox.host import MAX_OUTPUT_CHARS
 
 MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FAKE_KEY = "sk-fake-canary-" + uuid.uuid4().hex

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src import stats
+from src.stats import core as stats
 
 # ---- Wilson ------------------------------------------------------------------------------------------------------
 

@@ -11,13 +11,15 @@ from dspy.adapters.json_adapter import _get_structured_outputs_response_format
 from dspy.utils.dummies import DummyLM
 from rouge_score import rouge_scorer
 
-from src.adapters import ChatAdapter, JSONAdapter, StructuredAdapter
-from src.config import load_config
+from src.backends.adapters import ChatAdapter, JSONAdapter, StructuredAdapter
+from src.registry import load_config
 from src.tasks import get_task
-from src.tasks.base import Score, TaskExample, outputs_of
-from src.tasks.code import HumanEvalPackageSource, humaneval_program, prompt_without, strip_fences
-from src.tasks.data import FolderSource, HubSource, resolve_source
-from src.tasks.extraction import ExtractEntities, coerce_entities, spans_from_tags
+from src.tasks.example import Score, TaskExample, outputs_of
+from src.tasks.domains.humaneval import HumanEvalPackageSource, humaneval_program, prompt_without, strip_fences
+from src.tasks.base import to_dspy
+from src.tasks.sources import FolderSource, HubSource, resolve_source
+from src.tasks.splits import load_task_data
+from src.tasks.domains.conll2003 import ExtractEntities, coerce_entities, spans_from_tags
 from src.tasks.metrics import exact_match, hotpot_f1, normalize_answer, rouge, token_f1
 
 MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -48,7 +50,7 @@ def loaded(config):
                     sources[source_name] = resolve_source("mirror", config)
         if (source_name, key) not in cache:
             task = get_task(key, config)
-            cache[(source_name, key)] = (task, task.load(sources[source_name]))
+            cache[(source_name, key)] = (task, load_task_data(task, sources[source_name]))
         return cache[(source_name, key)]
 
     return get
@@ -110,9 +112,9 @@ def test_dspy_metric_agrees_with_score(loaded, key):
     task, data = loaded("builtin", key)
     ex = data.eval[0]
     gold_pred = dspy.Prediction(**ex.labels)
-    assert task.metric(ex.to_dspy(), gold_pred) == 1.0
-    assert task.metric(ex.to_dspy(), gold_pred, trace=[]) == 1.0  # bootstrapping keeps right demos
-    assert task.metric(ex.to_dspy(), dspy.Prediction(**_wrong(task, ex))) == 0.0
+    assert task.metric(to_dspy(ex), gold_pred) == 1.0
+    assert task.metric(to_dspy(ex), gold_pred, trace=[]) == 1.0  # bootstrapping keeps right demos
+    assert task.metric(to_dspy(ex), dspy.Prediction(**_wrong(task, ex))) == 0.0
 
 
 @pytest.mark.parametrize("adapter_name", ["chat", "json", "structured"])
@@ -294,17 +296,17 @@ def test_eval_limit_is_a_seeded_sample_not_the_sorted_head(config):
         mp.setenv("IA_DATA_DIR", str(MIRROR))
         source = resolve_source("mirror", config)
     task = get_task("classification", config)
-    seeded = task.load(source)
-    file_order = get_task("classification", replace(config, tasks={
-        **config.tasks, "classification": replace(config.tasks["classification"], eval_order="file")})).load(source)
+    seeded = load_task_data(task, source)
+    file_order = load_task_data(get_task("classification", replace(config, tasks={
+        **config.tasks, "classification": replace(config.tasks["classification"], eval_order="file")})), source)
     assert len(Counter(ex.gold for ex in file_order.eval_subset(20))) == 1  # the original study's first-N
     assert len(Counter(ex.gold for ex in seeded.eval_subset(20))) >= 15
     assert sorted(ex.id for ex in seeded.eval) == sorted(ex.id for ex in file_order.eval)  # same split, reordered
     assert [ex.id for ex in seeded.eval_subset(20)] == [ex.id for ex in seeded.eval_subset(50)][:20]  # nested
-    assert [ex.id for ex in task.load(source).eval_subset(5)] == [ex.id for ex in seeded.eval_subset(5)]
+    assert [ex.id for ex in load_task_data(task, source).eval_subset(5)] == [ex.id for ex in seeded.eval_subset(5)]
     assert seeded.provenance["eval_order"] == "seeded:2025" and file_order.provenance["eval_order"] == "file"
-    other_seed = get_task("classification", replace(config, tasks={
-        **config.tasks, "classification": replace(config.tasks["classification"], split_seed=7)})).load(source)
+    other_seed = load_task_data(get_task("classification", replace(config, tasks={
+        **config.tasks, "classification": replace(config.tasks["classification"], split_seed=7)})), source)
     assert [ex.id for ex in other_seed.eval_subset(20)] != [ex.id for ex in seeded.eval_subset(20)]
 
 
@@ -480,7 +482,7 @@ _CUSTOM_WRONG = {"capital_em": "Madrid", "capital_any": "Madrid", "population": 
 @pytest.mark.parametrize("key", list(_CUSTOM_WRONG))
 def test_custom_task_from_tasks_json(custom_config, key):
     task = get_task(key, custom_config)
-    data = task.load(resolve_source("auto", custom_config))
+    data = load_task_data(task, resolve_source("auto", custom_config))
     assert len(data.train) == 4 and len(data.eval) == 4
     assert sorted(ex.id for ex in data.eval) == ["c4", "c5", "c6", "c7"]  # id_field
     assert list(task.signature.input_fields) == ["country"]
@@ -492,7 +494,7 @@ def test_custom_task_from_tasks_json(custom_config, key):
 
 
 def _brazil(task, source) -> TaskExample:
-    return next(ex for ex in task.load(source).eval if ex.id == "c4")
+    return next(ex for ex in load_task_data(task, source).eval if ex.id == "c4")
 
 
 def test_custom_task_details(custom_config):

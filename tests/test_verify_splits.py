@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from src.config import load_config
+from src.registry import load_config
 from src.tasks import get_task
-from src.tasks.data import FolderSource, default_dev_size, optimization_splits
+from src.tasks.sources import FolderSource
+from src.tasks.splits import default_dev_size, load_task_data, optimization_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = ROOT.parent / "shared" / "datasets"
@@ -67,7 +68,7 @@ def test_mirror_splits_are_disjoint_and_gold_scores_100(workdir):
 def test_optimization_splits_are_the_shared_definition(workdir):
     config = load_config()
     task = get_task("math", config)
-    data = task.load(FolderSource(config.builtin_data_dir, "builtin", smoke=True))
+    data = load_task_data(task, FolderSource(config.builtin_data_dir, "builtin", smoke=True))
     train, dev = optimization_splits(data)
     assert len(dev) == default_dev_size(len(data.train)) == len(data.train) // 5
     assert optimization_splits(data) == (train, dev)  # deterministic

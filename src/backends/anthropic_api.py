@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from src.backends.base import HostedAPIBackend
+from src.backends.hosted import HostedAPIBackend
 
 
 class AnthropicBackend(HostedAPIBackend):

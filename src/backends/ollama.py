@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import dspy
-
 from src.backends.base import Backend, LMSettings
-from src.config import DEFAULT_NUM_CTX
+from src.backends.metering import MeteredLM
+from src.registry.specs import DEFAULT_NUM_CTX
 
 
 def _tag(name: str) -> str:
@@ -52,7 +51,7 @@ class OllamaBackend(Backend):
                     f"(or: ollama pull {self.spec.model_id})"]
         return []
 
-    def make_lm(self, settings: LMSettings) -> dspy.LM:
+    def make_lm(self, settings: LMSettings) -> MeteredLM:
         return self._lm(f"ollama_chat/{self.spec.model_id}", settings, api_base=self.base_url, num_ctx=self.num_ctx)
 
     def describe(self) -> dict[str, Any]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import dspy
-
-from src.backends.base import HostedAPIBackend, LMSettings
+from src.backends.base import LMSettings
+from src.backends.hosted import HostedAPIBackend
+from src.backends.metering import MeteredLM
 
 
 class OpenAIBackend(HostedAPIBackend):
@@ -29,7 +29,7 @@ class OpenAICompatibleBackend(OpenAIBackend):
             return [f"model {self.spec.key}: {self.spec.api_key_env} is not set (models.json names it as the key)"]
         return []
 
-    def make_lm(self, settings: LMSettings) -> dspy.LM:
+    def make_lm(self, settings: LMSettings) -> MeteredLM:
         key = os.environ.get(self.spec.api_key_env, "") if self.spec.api_key_env else ""
         return self._lm(f"openai/{self.spec.model_id}", settings, api_key=key or "none", api_base=self.spec.api_base)
 

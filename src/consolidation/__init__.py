@@ -1,1 +1,3 @@
-"""Consolidation of result files: inputs, statistics per arm, the golden tables, SUMMARY.md and the report."""
+"""Consolidation owns turning result files into evidence: reading and validating them (inputs.py), the analysis
+(arms, paired deltas, scoreboard, variance, economics), the later studies' tables (studies.py), number formatting
+(format.py), and the golden files."""

@@ -14,27 +14,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from src import stats
-from src.comparison import Metric, PairedDelta, paired_delta, score_interval
+from src.stats import core as stats
+from src.stats.comparison import Metric, PairedDelta, paired_delta, score_interval
 from src.consolidation.format import ci_txt, csv_text, is_missing, money, num, pct, pts, pval, safe_name
 from src.consolidation.inputs import (
     MAIN_PHASES,
     TaskResolver,
     Unit,
-    default_task_resolver,
     load_units,
     model_info,
     no_registry,
     task_info,
 )
-from src.consolidation.phases import PhaseFiles
+from src.consolidation.studies import PhaseFiles
 from src.errors import UserError
 from src.report import Cell, Plot, ReportDoc, Section, Table, to_markdown, write_report
-from src.results import Record, now_iso
+from src.results.record import Record, now_iso, record_score
 
 if TYPE_CHECKING:
-    from src.config import Config
-    from src.tasks.base import Score
+    from src.registry import Config
+    from src.tasks.example import Score
 
 MARKER = ".golden"  # identifies an output folder this tool made (and may therefore replace)
 
@@ -43,8 +42,6 @@ MARKER = ".golden"  # identifies an output folder this tool made (and may theref
 # ---- statistics per arm / comparison -------------------------------------------------------------------------------
 
 def _score(rec: Record) -> Score:
-    from src.units import record_score
-
     return record_score(rec)
 
 
@@ -122,7 +119,7 @@ class Consolidator:
     def __init__(self, opts: Options, config: Config | None, resolver: TaskResolver | None = None):
         self.opts = opts
         self.config = config
-        self.resolver = resolver or (default_task_resolver(config) if config is not None else None)
+        self.resolver = resolver
 
     # -- inputs --------------------------------------------------------------------------------------------------
     def load(self) -> None:

@@ -8,14 +8,13 @@ import math
 import re
 from typing import Any
 
+from src.results.files import csv_float
+
+__all__ = ["csv_float"]  # re-exported: golden tables format numbers as the study CSVs do
+
 
 def is_missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
-
-
-def csv_float(x: float | None) -> str:
-    """A machine-readable CSV cell: six decimals, empty when missing, never "-0.000000"."""
-    return "" if is_missing(x) else f"{round(x, 6) + 0.0:.6f}"
 
 
 def pct(x: float | None) -> str:

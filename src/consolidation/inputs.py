@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from src.errors import UserError
-from src.results import Record, meta_path, read_csv
+from src.results.files import read_csv
+from src.results.naming import meta_path
+from src.results.record import Record
 
 if TYPE_CHECKING:
-    from src.config import Config
-    from src.tasks.base import Score, Task
+    from src.registry import Config
+    from src.tasks.base import Task
+    from src.tasks.example import Score
 
 REQUIRED_COLUMNS = ("experiment_id", "model", "task", "phase", "example_id", "prediction", "ground_truth", "score",
                     "is_correct")
@@ -249,15 +252,7 @@ def no_registry(key: str) -> Task:
     raise UserError("no task registry loaded")
 
 
-def default_task_resolver(config: Config) -> TaskResolver:
-    from src.tasks import get_task
-
-    return lambda key: get_task(key, config)
-
-
 def task_info(key: str, units: list[Unit], resolver: TaskResolver, config: Config | None) -> TaskInfo:
-    from src.tasks.base import Task
-
     order = list(config.tasks).index(key) if config is not None and key in config.tasks else 10**6
     try:
         task = resolver(key)
@@ -269,7 +264,7 @@ def task_info(key: str, units: list[Unit], resolver: TaskResolver, config: Confi
                 f"{'binary' if binary else 'continuous'} (inferred from the scores) — if its real metric is not a "
                 f"mean (e.g. micro-F1) these numbers differ from the runner's")
         return TaskInfo(key, key, "mean score", binary, None, True, order, note)
-    mean_agg = getattr(type(task), "aggregate", None) is Task.aggregate
+    mean_agg = bool(task.mean_aggregate)
     spec = getattr(task, "spec", None)
     return TaskInfo(key, getattr(spec, "title", key), getattr(spec, "metric", "score"), bool(task.binary), task,
                     mean_agg, order)

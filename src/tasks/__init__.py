@@ -1,4 +1,5 @@
-"""Task registry: resolve a task key to its domain module's Task object (data + signature + metric)."""
+"""Tasks own what is asked and how it is scored: the Task contract (base, example), data sources and splits,
+shared answer metrics, one module per dataset under domains/, and the built-in samples under builtin/."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING
 from src.errors import UserError
 
 if TYPE_CHECKING:
-    from src.config import Config
+    from src.registry import Config
     from src.tasks.base import Task
 
 _instances: dict[tuple[int, str], Task] = {}

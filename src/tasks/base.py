@@ -2,49 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import dspy
 
+from src.tasks.example import Score, TaskExample, as_text, normalize_input
+from src.tasks.metrics import parse_yes_no
+
 if TYPE_CHECKING:
-    from src.config import Config, TaskSpec
-    from src.tasks.data import Source, TaskData
+    from src.registry import Config, TaskSpec
+    from src.tasks.sources import Source
 
 
-@dataclass(frozen=True)
-class TaskExample:
-    """One benchmark item, already mapped onto the task's signature."""
-
-    id: str
-    inputs: dict[str, Any]  # the signature's input fields
-    labels: dict[str, Any]  # the signature's output fields filled with the gold answer (labelled demos, --gold)
-    gold: Any  # what the metric compares against (JSON-serialisable)
-    gold_text: str  # ground truth as written in result CSVs
-
-    def to_dspy(self) -> dspy.Example:
-        # ia_id / ia_gold ride along outside the signature: adapters ignore them, metrics read them.
-        return dspy.Example(**self.inputs, **self.labels, ia_id=self.id, ia_gold=self.gold).with_inputs(*self.inputs)
-
-
-@dataclass
-class Score:
-    """The metric's verdict on one prediction."""
-
-    score: float  # primary per-example score in [0, 1]
-    correct: bool  # for binary metrics score == 1; for continuous ones score >= the task's threshold
-    prediction: str  # the prediction as text, for the CSV
-    extras: dict[str, float] = field(default_factory=dict)  # secondary metrics (and corpus-level counts)
-
-
-_WS = re.compile(r"\s+")
-
-
-def normalize_input(text: str) -> str:
-    """Key used to prove split disjointness: case- and whitespace-insensitive."""
-    return _WS.sub(" ", text).strip().lower()
+def to_dspy(example: TaskExample) -> dspy.Example:
+    """The example as DSPy sees it; ia_id / ia_gold ride along outside the signature: adapters ignore them,
+    metrics read them."""
+    return dspy.Example(**example.inputs, **example.labels, ia_id=example.id,
+                        ia_gold=example.gold).with_inputs(*example.inputs)
 
 
 class Task:
@@ -75,10 +49,9 @@ class Task:
     def dedup_key(self, example: TaskExample) -> str:
         return normalize_input(" \n ".join(str(example.inputs[k]) for k in sorted(example.inputs)))
 
-    def load(self, source: Source) -> TaskData:
-        from src.tasks.data import load_task_data
-
-        return load_task_data(self, source)
+    def split_source(self, source: Source, ref: Any) -> Source:
+        """The source one split is read from; a domain may substitute another (HumanEval's package copy)."""
+        return source
 
     # ---- solver -----------------------------------------------------------------------------
     def program(self, chain_of_thought: bool | None = None) -> dspy.Module:
@@ -99,6 +72,11 @@ class Task:
         """Corpus-level primary metric; the mean unless a domain defines it otherwise (NER micro-F1)."""
         return sum(s.score for s in scores) / len(scores) if scores else float("nan")
 
+    @property
+    def mean_aggregate(self) -> bool:
+        """Is the corpus score the plain mean of per-example scores? (Statistics may then resample scores.)"""
+        return type(self).aggregate is Task.aggregate
+
     def metric(self, example: dspy.Example, prediction: Any, trace: Any = None) -> float:
         """DSPy metric for optimizers: the same scorer, on a dspy.Example carrying ia_id/ia_gold."""
         outputs = {k: prediction.get(k) if hasattr(prediction, "get") else getattr(prediction, k, None)
@@ -111,17 +89,12 @@ class Task:
         return result.score
 
 
-def outputs_of(prediction: Any, fields: list[str]) -> dict[str, Any]:
-    """The output fields of a dspy.Prediction as a plain dict (missing fields are None)."""
-    return {k: getattr(prediction, k, None) for k in fields}
+class YesNoTask(Task):
+    """Shared by every yes/no domain: the gold is a bool, the answer any yes-like or no-like text."""
 
-
-def as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except TypeError:
-        return str(value)
+    def score(self, example: TaskExample, outputs: dict[str, Any]) -> Score:
+        text = as_text(outputs.get("answer"))
+        value = parse_yes_no(outputs.get("answer"))
+        ok = value is not None and value == bool(example.gold)
+        extras = {} if value is not None else {"answer_unrecognised": 1.0}
+        return Score(float(ok), ok, text, extras)

@@ -1,1 +1,2 @@
-"""Phase 5, the tipping point: from how many optimization examples does a model's score start to improve?"""
+"""Entry points of the tipping-point study (python -m src.tipping_point.runner / .analyzer); the study itself lives
+in src.studies.tipping_point."""

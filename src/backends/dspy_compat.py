@@ -1,0 +1,66 @@
+"""Every private DSPy API this product touches, in one place (tests/test_dspy_compat.py pins each one against the
+installed DSPy, so an upgrade that moves them fails loudly here instead of silently elsewhere).
+
+Why each is needed:
+- the structured adapter sends the signature's JSON schema itself, which DSPy's JSONAdapter only does for models
+  it can look up in its capability tables (`_get_structured_outputs_response_format`, `_has_open_ended_mapping`);
+- the optimization runner projects MIPROv2's LM calls before spending any, with MIPROv2's own arithmetic
+  (`_set_random_seeds`, `_set_num_trials_from_num_candidates`, `_estimate_lm_calls`, `AUTO_RUN_SETTINGS`,
+  `MIN_MINIBATCH_SIZE`), whose results DSPy only returns as display strings (parsed here);
+- GEPA's metric must return DSPy's `ScoreWithFeedback`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import dspy
+from dspy.adapters.json_adapter import _get_structured_outputs_response_format, _has_open_ended_mapping
+from dspy.teleprompt.gepa.gepa import ScoreWithFeedback
+from dspy.teleprompt.mipro_optimizer_v2 import AUTO_RUN_SETTINGS, MIN_MINIBATCH_SIZE
+
+__all__ = ["ScoreWithFeedback", "has_open_ended_mapping", "mipro_projected_calls", "structured_response_format"]
+
+
+def structured_response_format(signature: type[dspy.Signature], use_native_function_calling: bool) -> Any:
+    """The response_format (JSON schema) DSPy's JSONAdapter would send for `signature` to a schema-capable model."""
+    return _get_structured_outputs_response_format(signature, use_native_function_calling)
+
+
+def has_open_ended_mapping(signature: type[dspy.Signature]) -> bool:
+    """Does an output field allow arbitrary keys (no strict schema possible)?"""
+    return _has_open_ended_mapping(signature)
+
+
+def mipro_projected_calls(program: dspy.Module, metric: Any, mipro: dict[str, Any], compile_args: dict[str, Any],
+                          n_train: int) -> tuple[int, int, int]:
+    """(prompt-model calls, task-model calls, few-shot candidate sets) MIPROv2 will make for these settings, by its
+    own estimate (an upper bound it prints before compiling)."""
+    placeholder = dspy.LM("openai/projection-only")  # never called: MIPROv2 insists on models to exist
+    opt = dspy.MIPROv2(metric=metric, prompt_model=placeholder, task_model=placeholder, **mipro)
+    opt._set_random_seeds(0)
+    valset_size = min(1000, max(1, int(n_train * 0.80)))
+    zeroshot = not (opt.max_bootstrapped_demos or opt.max_labeled_demos)
+    trials = compile_args.get("num_trials")
+    minibatch = compile_args.get("minibatch", True)
+    n_fewshot = n_instr = opt.num_candidates
+    if opt.auto:
+        s = AUTO_RUN_SETTINGS[opt.auto]
+        valset_size = min(valset_size, s["val_size"])
+        minibatch = valset_size > MIN_MINIBATCH_SIZE
+        n_fewshot = s["n"]
+        n_instr = s["n"] if zeroshot else int(s["n"] * 0.5)
+        trials = opt._set_num_trials_from_num_candidates(program, zeroshot, s["n"])
+    mb_size = min(compile_args.get("minibatch_size", 35), valset_size)
+    aware = compile_args.get("program_aware_proposer", True)
+    prompt_line, task_line = opt._estimate_lm_calls(program, trials, minibatch, mb_size,
+                                                    compile_args.get("minibatch_full_eval_steps", 5),
+                                                    [None] * valset_size, aware, n_instr)
+    return _last_number(prompt_line), _last_number(task_line), n_fewshot * max(0, n_train - valset_size)
+
+
+def _last_number(line: str) -> int:
+    """The total at the end of one of MIPROv2's ANSI-coloured estimate lines ("... = 42")."""
+    numbers = re.findall(r"=\s*(?:\x1b\[[0-9;]*m)*(\d+)", line)
+    return int(numbers[-1]) if numbers else 0

@@ -1,0 +1,87 @@
+"""MeteredLM, the only LM class the backends hand out: a dspy.LM that counts calls and tokens across threads and
+applies the retry policy (src.backends.retry) around every request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import dspy
+
+from src.backends.retry import RetryPolicy, note_retry
+
+
+class Meter:
+    """Running totals of an LM's calls and tokens, whichever thread made them.
+
+    DSPy's usage tracker is copied into each worker thread of its parallel evaluator, so usage made inside an
+    optimizer never reaches the caller's tracker; every call does pass through LM.update_history, which feeds this.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls = self.input_tokens = self.output_tokens = self.cache_hits = 0
+
+    def add(self, usage: dict[str, Any]) -> None:
+        with self._lock:
+            self.calls += 1
+            if not usage:
+                self.cache_hits += 1  # DSPy reports no usage for a response served from its cache
+            self.input_tokens += int(usage.get("prompt_tokens") or 0)
+            self.output_tokens += int(usage.get("completion_tokens") or 0)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"lm_calls": self.calls, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                    "cache_hits": self.cache_hits}
+
+    def __deepcopy__(self, memo: dict) -> Meter:
+        return self  # copies of an LM (lm.copy, deepcopy of programs) keep counting into the same totals
+
+    def __reduce__(self):
+        return (Meter, ())
+
+
+class MeteredLM(dspy.LM):
+    """dspy.LM that keeps a Meter and retries transient failures by the model's RetryPolicy.
+
+    DSPy's own retry loop is switched off (num_retries=0): this is the only place a request is re-sent, and each
+    re-send is counted for the example that made it (src.backends.retry.RetryCount).
+    """
+
+    def __init__(self, *args: Any, retry: RetryPolicy | None = None, **kwargs: Any) -> None:
+        kwargs["num_retries"] = 0
+        super().__init__(*args, **kwargs)
+        self.meter = Meter()
+        self.retry = retry or RetryPolicy()
+
+    def update_history(self, entry: dict[str, Any]) -> None:
+        self.meter.add(entry.get("usage") or {})
+        super().update_history(entry)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return super().__call__(*args, **kwargs)
+            except Exception as exc:
+                if not self.retry.should_retry(exc, attempt):
+                    raise
+                note_retry()
+                time.sleep(self.retry.delay_s(exc, attempt))
+                attempt += 1
+
+    async def acall(self, *args: Any, **kwargs: Any) -> Any:
+        import asyncio
+
+        attempt = 0
+        while True:
+            try:
+                return await super().acall(*args, **kwargs)
+            except Exception as exc:
+                if not self.retry.should_retry(exc, attempt):
+                    raise
+                note_retry()
+                await asyncio.sleep(self.retry.delay_s(exc, attempt))
+                attempt += 1

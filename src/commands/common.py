@@ -1,0 +1,92 @@
+"""The common flags every command shares (parsed once, same meaning everywhere) and the one-line-error entry wrapper."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+
+from src.errors import PreflightError, UserError
+from src.registry.specs import ADAPTERS
+from src.tasks.sources import DATA_MODES
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        if "prog" not in kwargs:  # name the command as users type it: python -m src.<runner>
+            spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+            if spec is not None and spec.name:
+                kwargs["prog"] = f"python -m {spec.name}"
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # one line, not usage + error
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _at_least(convert: Callable[[str], float], noun: str, minimum: float) -> Callable[[str], float]:
+    """An argparse type: `convert(value)`, finite and >= minimum, or a one-line usage error."""
+    def parse(value: str) -> float:
+        try:
+            x = convert(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got '{value}'") from None
+        if not math.isfinite(x) or x < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum:g}, got {value}")
+        return x
+    return parse
+
+
+def whole_number(minimum: int = 0) -> Callable[[str], int]:
+    return _at_least(int, "a whole number", minimum)
+
+
+def real_number(minimum: float = 0.0) -> Callable[[str], float]:
+    return _at_least(float, "a number", minimum)
+
+
+def parser(description: str, *, limit_default: int | None = None) -> argparse.ArgumentParser:
+    """A parser with the shared flags: --models --tasks --data --results-dir --limit --concurrency --adapter
+    --force --dry-run (plus --no-cache)."""
+    p = Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("common flags (same meaning in every runner)")
+    g.add_argument("--models", default=None, help="comma-separated model keys (see python -m src.setup_models status; models.json)")
+    g.add_argument("--tasks", default="all", help="comma-separated task keys, or 'all' (default)")
+    g.add_argument("--data", default="auto", choices=DATA_MODES,
+                   help="auto: mirror if IA_DATA_DIR is set, else hub if reachable, else built-in smoke samples")
+    g.add_argument("--results-dir", default=None, help="where result files go (default: ./results)")
+    g.add_argument("--limit", type=whole_number(), default=limit_default,
+                   help=f"eval examples per task: the first N of the split's seeded sample order, the same for every "
+                        f"model and arm (0 = all; default {limit_default})")
+    g.add_argument("--concurrency", type=whole_number(), default=None,
+                   help="examples in flight at once (default: the backend's: embedded 2, ollama 2, APIs 8)")
+    g.add_argument("--adapter", default=None, choices=ADAPTERS,
+                   help="how signatures are put to the model (default: structured for embedded, chat otherwise)")
+    g.add_argument("--force", action="store_true", help="redo finished work (old files are archived, not lost)")
+    g.add_argument("--dry-run", action="store_true", help="print the plan and projected LM calls; run nothing")
+    g.add_argument("--no-cache", action="store_true", help="disable DSPy's response cache (.cache/dspy)")
+    return p
+
+
+def split_list(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def run(main: Callable[[], int]) -> None:
+    """Run an entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        code = main()
+    except PreflightError as exc:
+        print("preflight failed (nothing was run):", file=sys.stderr)
+        for line in exc.problems:
+            print(f"  - {line}", file=sys.stderr)
+        code = exc.exit_code
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished examples are saved; rerun the same command to resume", file=sys.stderr)
+        code = 130
+    sys.stdout.flush()
+    raise SystemExit(code or 0)

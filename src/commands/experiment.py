@@ -1,0 +1,219 @@
+"""./run_experiment.sh: the whole study as one command — load a study file, preflight, run its stages in order."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from src.backends.session import Sessions
+from src.commands import common
+from src.errors import UserError
+from src.optimization.arms import ARMS
+from src.optimization.presets import PRESETS
+from src.registry import Config, load_config
+from src.registry import experiments as study_files
+from src.registry.experiments import EXPERIMENTS_DIR, Experiment
+from src.tasks import resolve_task_keys
+from src.tasks.sources import DATA_MODES
+
+STAGES = ("baseline", "optimize", "eval", "consolidate")
+
+
+def load_experiment(path: Path, config: Config) -> Experiment:
+    """A study file, validated against the optimizers, presets and data modes this product has."""
+    return study_files.load_experiment(path, config, optimizers=ARMS, presets=tuple(PRESETS), data_modes=DATA_MODES)
+
+
+def choose_auto(config: Config) -> tuple[str, str]:
+    """The full study when Ollama serves its models and an OpenAI key is set; otherwise embedded, saying why."""
+    full = load_experiment(study_files.preset_file("full"), config)
+    sessions = Sessions(config)
+    reasons = [p for key in full.students + ([full.teacher] if full.teacher else [])
+               for p in sessions.backend(key).problems()]
+    if not reasons:
+        return "full", "Ollama serves the study's models and OPENAI_API_KEY is set"
+    seen, short = set(), []
+    for r in reasons:  # "Ollama is not reachable" repeats per model: say it once
+        key = r.split(":", 1)[1].strip() if r.startswith("model ") and "Ollama is not reachable" in r else r
+        if key not in seen:
+            seen.add(key)
+            short.append(key)
+    return "embedded", "the full study cannot run here: " + "; ".join(short)
+
+
+@dataclass
+class Stage:
+    """One stage of the study as the command that runs it."""
+
+    name: str
+    argv: list[str]
+    expected_units: int
+
+
+def resolve_models(exp: Experiment, sessions: Sessions, override: str | None) -> list[str]:
+    """Drop optional models that are not ready when the experiment says when_missing: skip."""
+    if override:
+        keys = common.split_list(override)
+        for k in keys:
+            sessions.spec(k)
+        exp.students = [k for k in keys if k not in exp.references]
+        exp.references = [k for k in exp.references if k in keys]
+    if exp.when_missing == "skip":
+        for group in ("students", "references"):
+            kept = []
+            for key in getattr(exp, group):
+                problems = sessions.backend(key).problems()
+                if problems:
+                    exp.notes.append(f"skipping {key} ({problems[0]})")
+                else:
+                    kept.append(key)
+            setattr(exp, group, kept)
+        if exp.teacher and sessions.backend(exp.teacher).problems():
+            exp.notes.append(f"teacher {exp.teacher} is not available: each student teaches itself")
+            exp.teacher = None
+    if not exp.students and not exp.references:
+        raise UserError(f"{exp.path.name}: no model of this experiment is available")
+    return exp.students + exp.references
+
+
+def plan(exp: Experiment, args: Any, results_dir: Path, stages: list[str]) -> list[Stage]:
+    py = [sys.executable, "-m"]
+    common = ["--tasks", exp.tasks, "--data", args.data or exp.data, "--results-dir", str(results_dir)]
+    if args.adapter or exp.adapter:
+        common += ["--adapter", args.adapter or exp.adapter]
+    if args.concurrency or exp.concurrency:
+        common += ["--concurrency", str(args.concurrency or exp.concurrency)]
+    if args.force:
+        common.append("--force")
+    limit = args.limit if args.limit is not None else exp.limit
+    n_tasks = len(exp.tasks.split(",")) if exp.tasks != "all" else 9
+    out: list[Stage] = []
+    if "baseline" in stages:
+        if exp.students:
+            out.append(Stage("baseline", py + ["src.run_baseline_v2", "--models", ",".join(exp.students),
+                                               "--limit", str(limit or 0)] + common, len(exp.students) * n_tasks))
+        if exp.references:
+            ref_limit = args.limit if args.limit is not None else (exp.reference_limit or limit)
+            out.append(Stage("baseline (references)", py + ["src.run_baseline_v2", "--models", ",".join(exp.references),
+                                                            "--limit", str(ref_limit or 0)] + common,
+                             len(exp.references) * n_tasks))
+    if exp.students and "optimize" in stages:
+        opt = py + ["src.run_optimization", "--models", ",".join(exp.students), "--optimizer", exp.optimizer,
+                    "--preset", exp.preset, "--seeds", ",".join(map(str, exp.seeds))] + common
+        if exp.teacher:
+            opt += ["--teacher", exp.teacher]
+        if exp.train_size:
+            opt += ["--train-size", str(exp.train_size)]
+        if exp.dev_size:
+            opt += ["--dev-size", str(exp.dev_size)]
+        out.append(Stage("optimize", opt, len(exp.students) * n_tasks))
+    if exp.students and "eval" in stages:
+        out.append(Stage("eval", py + ["src.run_optimized_eval", "--models", ",".join(exp.students), "--optimizer",
+                                       exp.optimizer, "--limit", str(limit or 0)] + common, len(exp.students) * n_tasks))
+    if "consolidate" in stages:
+        out.append(Stage("consolidate", py + ["src.consolidate_results", "--results-dir", str(results_dir)], 1))
+    return out
+
+
+def _show(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in (["python"] + argv[1:] if argv[0] == sys.executable else argv))
+
+
+def run_stages(stages: list[Stage], env: dict[str, str]) -> list[dict[str, Any]]:
+    """Run each stage; a failed unit is reported and the next stage still runs; a preflight failure stops all."""
+    rows: list[dict[str, Any]] = []
+    for ph in stages:
+        t0 = time.time()
+        print(f"\n=== stage {ph.name}: {_show(ph.argv)}", flush=True)
+        with tempfile.NamedTemporaryFile(prefix="ia-units-", suffix=".jsonl", delete=False) as fh:
+            ledger = Path(fh.name)
+        proc = subprocess.run(ph.argv, cwd=os.getcwd(), env={**env, "IA_UNIT_LEDGER": str(ledger)})
+        units = [json.loads(x) for x in ledger.read_text().splitlines() if x.strip()]
+        ledger.unlink(missing_ok=True)
+        elapsed = time.time() - t0
+        print(f"=== stage {ph.name}: exit {proc.returncode} after {elapsed:.0f}s", flush=True)
+        rows.append({"stage": ph.name, "exit": proc.returncode, "wall_s": elapsed, "units": units})
+        if proc.returncode == 3:  # preflight failure: nothing further can work
+            print(f"stopping: stage {ph.name} failed its preflight (see the lines above for the fix)", file=sys.stderr)
+            break
+        if proc.returncode not in (0, 1):  # 1 = some units failed (reported at the end); anything else: the stage
+            print(f"stopping: stage {ph.name} failed as a whole (exit {proc.returncode}); the stages after it need "
+                  f"its output", file=sys.stderr)
+            break
+    return rows
+
+
+def print_summary(rows: list[dict[str, Any]], total_s: float) -> int:
+    print("\n=== summary: stage, units ran / reused / failed, wall time")
+    failed_units = []
+    for r in rows:
+        counts = {s: sum(1 for u in r["units"] if u["status"] == s) for s in ("ran", "reused", "failed")}
+        failed_units += [f"{r['stage']}: {u['unit']} - {u.get('message', '')}" for u in r["units"]
+                         if u["status"] == "failed"]
+        flag = "" if r["exit"] == 0 else f"  (exit {r['exit']})"
+        print(f"  {r['stage']:24s} {counts['ran']:3d} ran  {counts['reused']:3d} reused  {counts['failed']:3d} failed"
+              f"  {r['wall_s']:7.0f}s{flag}")
+    for line in failed_units:
+        print(f"  FAILED {line}")
+    print(f"  total wall time {total_s:.0f}s")
+    return 1 if any(r["exit"] != 0 for r in rows) or failed_units else 0
+
+
+def main() -> int:
+    p = common.parser("Run the study end to end: baselines, optimization, optimized evaluation, consolidation.")
+    p.add_argument("--preset", default="auto", help="auto | embedded | full | any experiments/<name>.yaml")
+    p.add_argument("--config", default=None, help="an experiment file (YAML) instead of a preset")
+    p.add_argument("--phases", default=",".join(STAGES), help="the stages to run: a comma-separated subset of "
+                   + ",".join(STAGES))
+    p.set_defaults(limit=None)
+    args = p.parse_args()
+    config = load_config()
+    stages = common.split_list(args.phases)
+    bad = [x for x in stages if x not in STAGES]
+    if bad or not stages:
+        raise UserError(f"--phases takes a comma-separated subset of {','.join(STAGES)}, not '{args.phases}'")
+    if args.config:
+        exp = load_experiment(Path(args.config), config)
+    else:
+        name = args.preset
+        if name == "auto":
+            name, why = choose_auto(config)
+            print(f"preset auto -> {name}: {why}")
+        exp = load_experiment(study_files.preset_file(name), config)
+    if args.tasks and args.tasks != "all":
+        resolve_task_keys(args.tasks, config)
+        exp.tasks = args.tasks
+    sessions = Sessions(config)
+    models = resolve_models(exp, sessions, args.models)
+    results_dir = Path(args.results_dir) if args.results_dir else config.results_dir
+    print(f"experiment {exp.name} ({exp.path}): students {exp.students or '-'}, references {exp.references or '-'}, "
+          f"teacher {exp.teacher or '(students teach themselves)'}, tasks {exp.tasks}, optimizer {exp.optimizer} "
+          f"preset {exp.preset}, seeds {exp.seeds}")
+    for note in exp.notes:
+        print(f"  note: {note}")
+    steps = plan(exp, args, results_dir, stages)
+    env = dict(os.environ)
+    if args.no_cache:
+        steps = [Stage(s.name, s.argv + (["--no-cache"] if s.name != "consolidate" else []), s.expected_units)
+                 for s in steps]
+    if args.dry_run:
+        print("\ndry run: these commands would run, in order (each prints its own plan below):")
+        for s in steps:
+            print(f"  {_show(s.argv)}")
+        for s in steps:
+            if s.name != "consolidate":
+                print(f"\n--- {s.name}")
+                subprocess.run(s.argv + ["--dry-run"], env=env)
+        return 0
+    sessions.preflight(models + ([exp.teacher] if exp.teacher else []), args.adapter or exp.adapter)
+    t0 = time.time()
+    rows = run_stages(steps, env)
+    return print_summary(rows, time.time() - t0)

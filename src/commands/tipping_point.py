@@ -1,0 +1,106 @@
+"""python -m src.tipping_point.runner / .analyzer: the tipping-point study (phase 5) and its analysis."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from src.backends.session import Sessions, SessionOptions
+from src.commands import common
+from src.errors import UserError
+from src.evaluation.matrix import DataCache
+from src.optimization.presets import preset
+from src.registry import load_config
+from src.registry.protocol import DEFAULT_EVAL_LIMIT, STUDY_SEEDS
+from src.results.ledger import ledger_append
+from src.results.provenance import run_context
+from src.studies.tipping_point.analyzer import analyze
+from src.studies.tipping_point.runner import DEFAULT_NS, run_cell
+from src.tasks import get_task, resolve_task_keys
+from src.tasks.splits import optimization_sets
+
+
+def _ints(value: str, flag: str) -> list[int]:
+    try:
+        out = [int(v) for v in common.split_list(value)]
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated integers, not '{value}'") from None
+    if not out or any(v < 0 for v in out) or len(set(out)) != len(out):
+        raise UserError(f"{flag} needs distinct integers >= 0")
+    return out
+
+
+def main() -> int:
+    """Tipping point (phase 5): BootstrapFewShotWithRandomSearch limited to n demos, per seed, on the eval set.
+
+Every (model, task, n, seed) is a checkpoint file; a killed run resumes from them. n = 0 is the unoptimized program
+(no demos to search over), evaluated once. The analysis runs at the end (python -m src.tipping_point.analyzer).
+"""
+    p = common.parser(main.__doc__, limit_default=DEFAULT_EVAL_LIMIT)
+    p.add_argument("--n", default=",".join(map(str, DEFAULT_NS)), help="demo counts to try (default 0,1,2,3,5,8)")
+    p.add_argument("--seeds", default=",".join(map(str, STUDY_SEEDS)))
+    p.add_argument("--teacher", default=None, help="bootstraps the demos (default: the student itself)")
+    p.add_argument("--preset", default="quick", help="train/dev sizes and candidate count (see run_optimization)")
+    p.add_argument("--candidates", type=common.whole_number(1), default=None,
+                   help="random-search candidate programs per cell")
+    args = p.parse_args()
+    if not args.models:
+        raise UserError("--models is required")
+    config = load_config()
+    sessions = Sessions(config, SessionOptions(adapter=args.adapter, concurrency=args.concurrency or None,
+                                               cache=not args.no_cache))
+    ns, seeds = _ints(args.n, "--n"), _ints(args.seeds, "--seeds")
+    models = common.split_list(args.models)
+    for m in models:
+        sessions.spec(m)
+    if args.teacher:
+        sessions.spec(args.teacher)
+    tasks = [get_task(k, config) for k in resolve_task_keys(args.tasks, config)]
+    budget = preset(args.preset)
+    candidates = args.candidates or budget.bootstrap_rs["num_candidate_programs"]
+    results_dir = Path(args.results_dir) if args.results_dir else config.results_dir
+    cells = len(models) * len(tasks) * (int(0 in ns) + len([n for n in ns if n > 0]) * len(seeds))
+    print(f"tipping point: {len(models)} model(s) x {len(tasks)} task(s), n = {ns}, seeds {seeds}: {cells} cells, "
+          f"{candidates} candidate programs each, eval limit {args.limit or 'all'}")
+    if args.dry_run:
+        return 0
+    sessions.preflight(models + ([args.teacher] if args.teacher else []))
+    data = DataCache(config, args.data)
+    ctx = run_context()
+    teacher = sessions.session(args.teacher) if args.teacher else None
+    failed = 0
+    for m in models:
+        student = sessions.session(m, max_tokens=budget.max_tokens)
+        for task in tasks:
+            td = data.get(task)
+            examples = td.eval_subset(args.limit or None)
+            try:
+                train, dev = optimization_sets(task, td, budget.train_size, budget.dev_size)
+            except UserError as exc:
+                print(f"  {m} x {task.key}: FAILED: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            for n in sorted(ns):
+                for seed in ([None] if n == 0 else seeds):
+                    label = f"{m} x {task.key} n={n} seed={seed}"
+                    try:
+                        run_cell(task, td, examples, student, teacher or student, n, seed, train, dev, candidates,
+                                 results_dir, args.force, ctx)
+                        ledger_append(label, "ran")
+                    except UserError as exc:
+                        failed += 1
+                        ledger_append(label, "failed", str(exc))
+                        print(f"  {label}: FAILED: {exc}", file=sys.stderr)
+    analyze(results_dir, config)
+    return 1 if failed else 0
+
+
+def analyze_main() -> int:
+    """Tipping-point analysis: per (model, task), the score at each n (seed-averaged, paired against the baseline)
+and the regime; writes results/tipping_point/curve.csv and summary.csv (which the consolidated report shows)."""
+    p = common.Parser(description=analyze_main.__doc__)
+    p.add_argument("--results-dir", default=None)
+    args = p.parse_args()
+    config = load_config()
+    analyze(Path(args.results_dir) if args.results_dir else config.results_dir, config)
+    return 0

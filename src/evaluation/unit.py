@@ -1,0 +1,180 @@
+"""One evaluation unit of work: (model, task, arm[, seed]) -> one CSV + sidecar, idempotent and resumable."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dspy
+
+from src.evaluation.engine import EngineSettings, evaluate
+from src.results.checkpoint import REFUSE, claim
+from src.results.files import write_csv
+from src.results.journal import Journal
+from src.results.naming import journal_path, meta_path, unit_files
+from src.results.record import Record, record_score
+from src.results.schema import (
+    DataInfo,
+    ExamplesInfo,
+    ProgramInfo,
+    RunInfo,
+    UnitMeta,
+    UnitStats,
+)
+from src.tasks.example import fingerprint
+
+if TYPE_CHECKING:
+    from src.backends.session import ModelSession
+    from src.tasks.base import Task
+    from src.tasks.example import TaskExample
+    from src.tasks.splits import TaskData
+
+
+def program_sha(program: dspy.Module) -> str:
+    """Identity of a program: signatures, instructions and demos (what the model actually sees)."""
+    state = json.dumps(program.dump_state(), sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(state.encode()).hexdigest()[:16]
+
+
+@dataclass
+class UnitSummary:
+    """What a finished unit reports to its runner."""
+
+    csv: Path
+    status: str  # ran | reused | failed
+    n: int = 0
+    score: float = float("nan")
+    parse_failures: int = 0
+    errors: int = 0
+    wall_s: float = 0.0
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalUnit:
+    """One (model, task, arm) evaluation and the file that holds its result."""
+
+    arm: str
+    task: Task
+    data: TaskData
+    examples: list[TaskExample]
+    program: dspy.Module
+    csv_path: Path
+    program_info: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+
+    def header(self, session: ModelSession) -> dict[str, Any]:
+        """The unit's identity: what must be identical for two runs to share one result file. (Its keys are those
+        older versions wrote, "phase" included, so their results keep resuming.)"""
+        facts = session.lm_facts()
+        return {
+            "phase": self.arm, "model": session.spec.key, "provider": session.spec.provider,
+            "model_id": session.spec.model_id, "task": self.task.key, "adapter": session.adapter_name,
+            "program_sha": program_sha(self.program), "data_source": self.data.provenance["source"],
+            "eval_fingerprint": self.data.provenance["eval_fingerprint"],
+            "temperature": facts["temperature"], "max_tokens": facts["max_tokens"],
+            "dspy": importlib.metadata.version("dspy"), "seed": self.seed,
+        }
+
+
+def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force: bool, run_ctx: dict[str, Any],
+             progress: bool = True, on_stale: str = REFUSE) -> UnitSummary:
+    """Evaluate what is not yet done, then render the CSV and sidecar from the journal.
+
+    `on_stale`: what to do with results made under other settings (src.results.checkpoint): refuse them (a unit
+    the user named), or replace them (a unit owned by a checkpoint that already decided, e.g. a tipping-point cell).
+    """
+    csv_path = unit.csv_path
+    journal = Journal(journal_path(csv_path))
+    journal.load()
+    header = unit.header(session)
+    header_sha = hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()[:8]
+    experiment_id = f"{unit.arm}-{session.spec.key}-{unit.task.key}-{header_sha}"
+    # A journal whose header line was torn by a kill holds nothing worth keeping: only the CSV is evidence.
+    if not claim(journal.header, header, unit_files(csv_path), results_dir=results_dir, force=force,
+                 what=csv_path, on_stale=on_stale, evidence=[csv_path]):
+        journal.load()
+
+    todo = [ex for ex in unit.examples if ex.id not in journal.records or journal.records[ex.id].error]
+    started = time.time()
+    status = "reused" if not todo and csv_path.exists() else "ran"
+    interrupted = False
+    if todo:
+        journal.start(header)
+        try:
+            evaluate(unit.program, todo, unit.task, session.spec, session.lm, session.adapter,
+                     EngineSettings(concurrency=session.concurrency, progress=progress,
+                                    label=f"{session.spec.key}/{unit.task.key}"),
+                     experiment_id, unit.arm, journal.append)
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            journal.close()
+            _render(unit, session, journal, experiment_id, header, run_ctx,
+                    "partial" if interrupted else "complete", time.time() - started)
+    elif not csv_path.exists() or _meta_status(csv_path) != "complete":
+        _render(unit, session, journal, experiment_id, header, run_ctx, "complete", 0.0)
+    wanted = {ex.id for ex in unit.examples}
+    recs = [r for r in journal.records.values() if r.example_id in wanted]
+    return UnitSummary(
+        csv=csv_path, status=status, n=len(recs),
+        score=unit.task.aggregate([record_score(r) for r in recs]) if recs else float("nan"),
+        parse_failures=sum(r.parse_failure for r in recs), errors=sum(1 for r in recs if r.error),
+        wall_s=time.time() - started,
+    )
+
+
+def _meta_status(csv_path: Path) -> str | None:
+    path = meta_path(csv_path)
+    if not path.is_file():
+        return None
+    try:
+        return UnitMeta.read(path).status
+    except Exception:  # noqa: BLE001 - an unreadable sidecar is re-rendered from the journal
+        return None
+
+
+def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_id: str, header: dict[str, Any],
+            run_ctx: dict[str, Any], status: str, wall_s: float) -> None:
+    """CSV in eval-split order with each example once, and the self-describing sidecar."""
+    csv_path = unit.csv_path
+    order = {ex.id: i for i, ex in enumerate(unit.data.eval)}
+    recs: list[Record] = sorted(journal.records.values(), key=lambda r: order.get(r.example_id, len(order)))
+    write_csv(csv_path, recs)
+    by_id = {ex.id: ex for ex in unit.data.eval}
+    scored = [record_score(r) for r in recs]
+    prior = UnitMeta.read(meta_path(csv_path)) if meta_path(csv_path).is_file() else None
+    prior_wall = (prior.wall_s or 0.0) if prior is not None and prior.unit == header else 0.0
+    meta = UnitMeta(
+        status=status,
+        experiment_id=experiment_id,
+        unit=header,
+        smoke_data=bool(unit.data.provenance.get("smoke_data", False)),
+        model={**session.spec.public_dict(), **session.backend.describe()},
+        lm=session.lm_facts(),
+        adapter=session.adapter_name,
+        concurrency=session.concurrency,
+        data=DataInfo.from_dict(unit.data.provenance),
+        examples=ExamplesInfo(n=len(recs), fingerprint=fingerprint([by_id[r.example_id] for r in recs
+                                                                    if r.example_id in by_id])),
+        program=ProgramInfo.from_dict({"sha": header["program_sha"], **unit.program_info}),
+        seed=unit.seed,
+        summary=UnitStats(
+            metric=unit.task.spec.metric,
+            score=unit.task.aggregate(scored) if scored else None,
+            n=len(recs), n_correct=sum(r.is_correct for r in recs),
+            parse_failures=sum(r.parse_failure for r in recs), errors=sum(1 for r in recs if r.error),
+            input_tokens=sum(r.input_tokens for r in recs), output_tokens=sum(r.output_tokens for r in recs),
+            cost_usd=round(sum(r.cost_usd for r in recs), 6),
+        ),
+        wall_s=round(wall_s + prior_wall, 2),
+        run=RunInfo.from_dict(run_ctx),
+    )
+    meta.write(meta_path(csv_path))

@@ -1,0 +1,131 @@
+"""Study files (experiments/*.yaml): a declarative study — who is optimized, who is only a reference, with what
+budget, on which tasks — parsed and validated with one-line errors naming the file and the field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from src import PROJECT_ROOT
+from src.errors import ConfigError, UserError
+from src.registry.config import Config
+from src.registry.specs import ADAPTERS
+
+EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
+
+
+@dataclass
+class Experiment:
+    """A declarative study: who is optimized, who is only a reference, with what budget, on which tasks."""
+
+    name: str
+    path: Path
+    students: list[str]
+    references: list[str] = field(default_factory=list)
+    teacher: str | None = None
+    when_missing: str = "fail"
+    tasks: str = "all"
+    limit: int | None = 50
+    reference_limit: int | None = None
+    optimizer: str = "mipro_v2"
+    preset: str = "standard"
+    seeds: list[int] = field(default_factory=lambda: [10, 20, 30])
+    train_size: int | None = None
+    dev_size: int | None = None
+    adapter: str | None = None
+    concurrency: int | None = None
+    data: str = "auto"
+    description: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+_FIELDS = {
+    "name": str, "description": str, "students": list, "references": list, "teacher": (str, type(None)),
+    "when_missing": str, "tasks": (str, list), "limit": (int, type(None)), "reference_limit": (int, type(None)),
+    "optimizer": str, "preset": str, "seeds": list, "train_size": (int, type(None)), "dev_size": (int, type(None)),
+    "adapter": (str, type(None)), "concurrency": (int, type(None)), "data": str,
+}
+
+
+def load_experiment(path: Path, config: Config, *, optimizers: tuple[str, ...], presets: tuple[str, ...],
+                    data_modes: tuple[str, ...]) -> Experiment:
+    """Parse and validate an experiment file; any problem is one line naming the file and the field. The allowed
+    optimizers, presets and data modes are given by the caller (they belong to layers above the registry)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of fields (name, students, tasks, ...)")
+
+    def bad(name: str, why: str) -> ConfigError:
+        return ConfigError(f"{path}: field '{name}' {why}")
+
+    for name, value in raw.items():
+        if name not in _FIELDS:
+            raise bad(name, f"is not a known field (known: {', '.join(_FIELDS)})")
+        if isinstance(value, bool) or not isinstance(value, _FIELDS[name]):
+            raise bad(name, f"has the wrong type ({type(value).__name__})")
+    if "students" not in raw and "references" not in raw:
+        raise bad("students", "is missing (give students and/or references)")
+    for name in ("students", "references"):
+        for m in raw.get(name, []) or []:
+            if not isinstance(m, str) or m not in config.models:
+                raise bad(name, f"names unknown model {m!r} (add it to models.json)")
+    if raw.get("teacher") is not None and raw["teacher"] not in config.models:
+        raise bad("teacher", f"names unknown model {raw['teacher']!r}")
+    if raw.get("when_missing", "fail") not in ("fail", "skip"):
+        raise bad("when_missing", "must be 'fail' or 'skip'")
+    if raw.get("optimizer", "mipro_v2") not in optimizers:
+        raise bad("optimizer", f"must be one of {', '.join(optimizers)}")
+    if raw.get("preset", "standard") not in presets:
+        raise bad("preset", f"must be one of {', '.join(presets)}")
+    if raw.get("adapter") is not None and raw["adapter"] not in ADAPTERS:
+        raise bad("adapter", f"must be one of {', '.join(ADAPTERS)}")
+    if raw.get("data", "auto") not in data_modes:
+        raise bad("data", f"must be one of {', '.join(data_modes)}")
+    seeds = raw.get("seeds", [10, 20, 30])
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise bad("seeds", "must be a non-empty list of integers")
+    for name in ("limit", "reference_limit", "train_size", "dev_size", "concurrency"):
+        if raw.get(name) is not None and raw[name] < 0:
+            raise bad(name, "must be >= 0")
+    tasks = raw.get("tasks", "all")
+    tasks = ",".join(tasks) if isinstance(tasks, list) else tasks
+    try:
+        _check_tasks(tasks, config)
+    except UserError as exc:
+        raise bad("tasks", str(exc)) from None
+    return Experiment(
+        name=raw.get("name", path.stem), path=path, students=list(raw.get("students") or []),
+        references=list(raw.get("references") or []), teacher=raw.get("teacher"),
+        when_missing=raw.get("when_missing", "fail"), tasks=tasks, limit=raw.get("limit", 50),
+        reference_limit=raw.get("reference_limit"), optimizer=raw.get("optimizer", "mipro_v2"),
+        preset=raw.get("preset", "standard"), seeds=seeds, train_size=raw.get("train_size"),
+        dev_size=raw.get("dev_size"), adapter=raw.get("adapter"), concurrency=raw.get("concurrency"),
+        data=raw.get("data", "auto"), description=raw.get("description", ""),
+    )
+
+
+def preset_file(name: str) -> Path:
+    for ext in (".yaml", ".yml", ".json"):
+        path = EXPERIMENTS_DIR / f"{name}{ext}"
+        if path.is_file():
+            return path
+    known = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.y*ml"))
+    raise UserError(f"no experiment preset '{name}' in {EXPERIMENTS_DIR} (known: auto, {', '.join(known)})")
+
+
+
+
+def _check_tasks(value: str, config: Config) -> None:
+    if value.strip() in ("all", ""):
+        return
+    for key in (k.strip() for k in value.split(",") if k.strip()):
+        config.task(key)

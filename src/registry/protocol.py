@@ -1,0 +1,7 @@
+"""The study protocol's constants (the original study's design; see TECHNICAL_SPEC.md)."""
+
+STUDY_SEEDS = (10, 20, 30)
+DEFAULT_EVAL_LIMIT = 50
+# Tipping-point regime thresholds (phase 5), on the baseline primary score in [0, 1].
+TOO_HARD_BELOW = 0.10
+ALREADY_SOLVED_ABOVE = 0.70

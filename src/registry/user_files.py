@@ -1,0 +1,147 @@
+"""User extensions of the registries (models.json, tasks.json), validated with one-line errors naming the file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from src.errors import ConfigError
+from src.registry.specs import ADAPTERS, EVAL_ORDERS, KINDS, PROVIDERS, ModelSpec, SplitRef, TaskSpec
+
+_GENERIC_METRICS = ("exact_match", "numeric", "yes_no", "token_f1", "rouge_l", "label")
+
+
+def _read_json_list(path: Path, top_key: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    if isinstance(data, dict) and top_key in data:
+        data = data[top_key]
+    if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+        raise ConfigError(f"{path}: expected a list of objects (or {{\"{top_key}\": [...]}})")
+    return data
+
+
+def _check_types(path: Path, where: str, entry: dict[str, Any], spec_cls: type, skip: set[str]) -> None:
+    known = {f.name: f for f in fields(spec_cls)}
+    for name, value in entry.items():
+        if name in skip:
+            continue
+        if name not in known:
+            raise ConfigError(f"{path}: {where}: unknown field '{name}' (allowed: {', '.join(sorted(known))})")
+        expected = str(known[name].type)
+        ok = True
+        if value is None:
+            ok = "None" in expected
+        elif expected.startswith("str"):
+            ok = isinstance(value, str) and bool(value.strip())
+        elif expected.startswith("bool"):
+            ok = isinstance(value, bool)
+        elif expected.startswith(("float", "int")):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+        elif expected.startswith("dict"):
+            ok = isinstance(value, dict)
+        if not ok:
+            raise ConfigError(f"{path}: {where}: field '{name}' has invalid value {value!r} (expected {expected})")
+
+
+def load_models_file(path: Path, builtin: dict[str, ModelSpec]) -> dict[str, ModelSpec]:
+    """Entries with a new key add a model; an existing key overrides only the fields given."""
+    if not path.is_file():
+        return {}
+    out: dict[str, Any] = {}
+    for i, entry in enumerate(_read_json_list(path, "models")):
+        key = entry.get("key")
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"{path}: entry {i}: missing 'key'")
+        where = f"model '{key}'"
+        _check_types(path, where, entry, ModelSpec, skip=set())
+        base = out.get(key) or builtin.get(key)
+        if base is not None:
+            spec = replace(base, **entry)
+        else:
+            missing = [f for f in ("provider", "model_id", "kind") if f not in entry]
+            if missing:
+                raise ConfigError(f"{path}: {where}: missing required field(s) {', '.join(missing)}")
+            spec = ModelSpec(**entry)
+        if spec.provider not in PROVIDERS:
+            raise ConfigError(f"{path}: {where}: provider '{spec.provider}' is not one of {', '.join(PROVIDERS)}")
+        if spec.kind not in KINDS:
+            raise ConfigError(f"{path}: {where}: kind '{spec.kind}' is not one of {', '.join(KINDS)}")
+        if spec.default_adapter is not None and spec.default_adapter not in ADAPTERS:
+            raise ConfigError(f"{path}: {where}: default_adapter must be one of {', '.join(ADAPTERS)}")
+        if spec.provider == "openai_compatible" and not spec.api_base:
+            raise ConfigError(f"{path}: {where}: provider openai_compatible needs 'api_base'")
+        out[key] = spec
+    return out
+
+
+def load_tasks_file(path: Path, builtin: dict[str, TaskSpec]) -> dict[str, TaskSpec]:
+    """A new key declares a generic task (src.tasks.custom); an existing key may override split settings/options."""
+    if not path.is_file():
+        return {}
+    out: dict[str, Any] = {}
+    for i, entry in enumerate(_read_json_list(path, "tasks")):
+        key = entry.get("key")
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"{path}: entry {i}: missing 'key'")
+        where = f"task '{key}'"
+        base = out.get(key) or builtin.get(key)
+        if base is not None:
+            allowed = {"eval_fraction", "derived_train_fraction", "split_seed", "eval_order", "options", "title"}
+            bad = sorted(set(entry) - allowed - {"key"})
+            if bad:
+                raise ConfigError(f"{path}: {where}: field(s) {', '.join(bad)} cannot be overridden for a built-in "
+                                  f"task (allowed: {', '.join(sorted(allowed))})")
+            _check_types(path, where, entry, TaskSpec, skip={"key"})
+            out[key] = replace(base, **{k: v for k, v in entry.items() if k != "key"})
+        else:
+            out[key] = _custom_task(path, where, key, entry)
+        if out[key].eval_order not in EVAL_ORDERS:
+            raise ConfigError(f"{path}: {where}: eval_order '{out[key].eval_order}' is not one of "
+                              f"{', '.join(EVAL_ORDERS)}")
+    return out
+
+
+def _custom_task(path: Path, where: str, key: str, entry: dict) -> TaskSpec:
+    required = ("dataset", "inputs", "output", "gold", "metric")
+    missing = [f for f in required if f not in entry]
+    if missing:
+        raise ConfigError(f"{path}: {where}: missing required field(s) {', '.join(missing)}")
+    ds = entry["dataset"]
+    if not isinstance(ds, dict) or not isinstance(ds.get("hub_id"), str) or not isinstance(ds.get("eval_split"), str):
+        raise ConfigError(f"{path}: {where}: 'dataset' needs at least 'hub_id' and 'eval_split'")
+    if entry["metric"] not in _GENERIC_METRICS:
+        raise ConfigError(f"{path}: {where}: metric '{entry['metric']}' is not one of {', '.join(_GENERIC_METRICS)}")
+    inputs = entry["inputs"]
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(x, str) and x.isidentifier() for x in inputs):
+        raise ConfigError(f"{path}: {where}: 'inputs' must be a non-empty list of field names")
+    if not isinstance(entry["output"], str) or not entry["output"].isidentifier():
+        raise ConfigError(f"{path}: {where}: 'output' must be a field name")
+    labels = entry.get("labels")
+    if entry["metric"] == "label" and not (isinstance(labels, list) and labels):
+        raise ConfigError(f"{path}: {where}: metric 'label' needs a non-empty 'labels' list")
+    folder = ds.get("folder") or ds["hub_id"].replace("/", "__")
+    train_split = ds.get("train_split") or ds["eval_split"]
+    options = {
+        "inputs": inputs, "output": entry["output"], "gold": entry["gold"], "metric": entry["metric"],
+        "instructions": entry.get("instructions", ""), "labels": labels, "cot": bool(entry.get("cot", False)),
+        "id_field": entry.get("id_field"),
+    }
+    try:
+        return TaskSpec(
+            key=key, module="src.tasks.domains.custom", title=entry.get("title", key), metric=entry["metric"],
+            train=SplitRef(ds["hub_id"], folder, train_split, ds.get("config")),
+            eval=SplitRef(ds["hub_id"], folder, ds["eval_split"], ds.get("config")),
+            eval_fraction=float(entry.get("eval_fraction", 0.2)),
+            derived_train_fraction=float(entry.get("derived_train_fraction", 0.5)),
+            split_seed=int(entry.get("split_seed", 2025)), eval_order=entry.get("eval_order", "seeded"),
+            options=options,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {where}: {exc}") from None

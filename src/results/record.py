@@ -1,0 +1,77 @@
+"""One evaluated example as a CSV row (Record), the columns of a result CSV, and a record back as a metric Score."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from src.tasks.example import Score
+
+
+@dataclass
+class Record:
+    """One evaluated example; a CSV row. Parse failures and backend errors are flagged apart from wrong answers."""
+
+    experiment_id: str
+    model: str
+    task: str
+    phase: str
+    example_id: str
+    prediction: str
+    ground_truth: str
+    score: float
+    is_correct: int
+    parse_failure: int = 0
+    error: str = ""
+    latency_ms: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0  # estimated from the removed <think> text (4 chars/token); included in output_tokens
+    lm_calls: int = 0
+    cost_usd: float = 0.0
+    cache_hit: int = 0
+    extras: str = "{}"  # JSON: secondary metrics and per-example counts (e.g. NER tp/fp/fn)
+    timestamp: str = ""
+    retries: int = 0  # requests re-sent after transient backend failures (src.backends.retry); last, so older
+    #                   CSVs without the column still read and positional rows keep their meaning
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Record:
+        kwargs = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            value = d[f.name]
+            if f.type in ("int",) and value not in (None, ""):
+                value = int(float(value))
+            elif f.type in ("float",) and value not in (None, ""):
+                value = float(value)
+            elif f.type == "str" and value is None:
+                value = ""
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+    @property
+    def extras_dict(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.extras or "{}")
+        except ValueError:
+            return {}
+
+
+CSV_COLUMNS = [f.name for f in fields(Record)]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_score(rec: Record) -> Score:
+    """A recorded example as the metric's Score again (what statistics and corpus aggregates consume)."""
+    return Score(rec.score, bool(rec.is_correct), rec.prediction, rec.extras_dict)

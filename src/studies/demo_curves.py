@@ -1,0 +1,205 @@
+"""Study: demo-count curves (phase 3) — an optimized program with its instructions and only its first n demos,
+n = 0..k, on the same eval examples as the baseline.
+
+Separates what optimization changed: instruction effect = score(n=0) - baseline; demo effect = score(n=k) -
+score(n=0), each with a paired 95% CI. Every condition is an evaluation unit (resumable); the curve files
+accumulate pairs across runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dspy
+
+from src.errors import UserError
+from src.evaluation.unit import EvalUnit, run_unit
+from src.optimization.programs import load_program
+from src.results.files import atomic_write_text, csv_float, read_csv
+from src.results.ledger import ledger_append
+from src.results.naming import (
+    demo_curve_arm,
+    demo_curves_dir,
+    parse_program_name,
+    prefix_for,
+    program_path,
+    programs_dir,
+    result_csv,
+    sidecar_path,
+)
+from src.results.record import record_score
+from src.results.schema import ProgramMeta
+from src.stats.comparison import Metric, paired_delta, score_interval
+
+if TYPE_CHECKING:
+    from src.backends.session import ModelSession
+    from src.registry import ModelSpec
+    from src.tasks.base import Task
+    from src.tasks.splits import TaskData
+
+CURVE_COLUMNS = ["model", "task", "condition", "n_demos", "score", "ci_low", "ci_high", "n_examples", "n_errors",
+                 "elapsed_s", "phase1_delta"]
+DECOMPOSITION_COLUMNS = ["model", "task", "k", "baseline", "score_n0", "score_nk", "instruction_effect",
+                         "instruction_ci_low", "instruction_ci_high", "instruction_p", "demo_effect", "demo_ci_low",
+                         "demo_ci_high", "demo_p", "best_n", "best_score", "n_examples"]
+
+
+@dataclass
+class CurvePair:
+    """One (model, task) to curve: its saved program, sidecar and the phase-1 delta it had."""
+
+    model: str
+    task: Task
+    program: Path
+    side: ProgramMeta
+    phase1_delta: float | None
+
+    def k(self, max_demos: int | None) -> int:
+        return min(self.side.demo_count or 0, max_demos if max_demos is not None else 10**6)
+
+
+def optimized_models(results_dir: Path, optimizer: str, tasks: Iterable[str]) -> list[str]:
+    """Models with a saved `optimizer` program in results_dir: read from each sidecar's own `model` field, or
+    parsed from the file name against the known task keys (model keys may contain '_', '.', '-')."""
+    found: set[str] = set()
+    for side in sorted(programs_dir(results_dir).glob("*.meta.json")):
+        try:
+            meta = ProgramMeta.read(side)
+        except UserError:
+            meta = ProgramMeta()
+        if meta.model and meta.optimizer:
+            if meta.optimizer == optimizer:
+                found.add(meta.model)
+            continue
+        name = parse_program_name(side.name, tasks=tasks, optimizers=[optimizer])
+        if name is not None:
+            found.add(name.model)
+    return sorted(found)
+
+
+def with_first_demos(program: dspy.Module, n: int) -> dspy.Module:
+    """A copy keeping every predictor's optimized instructions and only its first n demos."""
+    copy = program.deepcopy()
+    for _, predictor in copy.named_predictors():
+        predictor.demos = list(predictor.demos or [])[:n]
+    return copy
+
+
+def phase1_delta(results_dir: Path, spec: ModelSpec, task: Task) -> tuple[float | None, str | None]:
+    """The optimized - baseline delta from phase 1 on shared examples, and its verdict (None if not run)."""
+    base = result_csv(results_dir, prefix_for(spec), "baseline", task.key, spec.key)
+    opt = result_csv(results_dir, prefix_for(spec), "optimized", task.key, spec.key)
+    if not (base.is_file() and opt.is_file()):
+        return None, None
+    a = {r.example_id: r for r in read_csv(base)}
+    b = {r.example_id: r for r in read_csv(opt)}
+    shared = [i for i in a if i in b]
+    d = paired_delta([record_score(a[i]) for i in shared], [record_score(b[i]) for i in shared], Metric.of(task))
+    return d.delta, d.verdict
+
+
+def select_pairs(specs: list[ModelSpec], tasks: list[Task], results_dir: Path, optimizer: str,
+                 explicit: bool) -> list[CurvePair]:
+    """The (model, task) pairs to curve. Default: >= 2 demos and a phase-1 delta that is not significantly
+    positive; explicitly named pairs are taken as long as their program has a demo."""
+    pairs = []
+    for spec in specs:
+        for task in tasks:
+            path = program_path(results_dir, spec.key, task.key, optimizer)
+            side = ProgramMeta.read_optional(sidecar_path(path)) or ProgramMeta()
+            if not path.is_file() or side.status == "failed":
+                if explicit:
+                    print(f"  skip {spec.key} x {task.key}: no saved {optimizer} program", file=sys.stderr)
+                continue
+            n_demos = side.demo_count
+            delta, verdict = phase1_delta(results_dir, spec, task)
+            if not explicit:
+                if (n_demos or 0) < 2 or verdict == "improved":
+                    continue
+            elif not n_demos:
+                print(f"  skip {spec.key} x {task.key}: the program has no demos (nothing to curve)", file=sys.stderr)
+                continue
+            pairs.append(CurvePair(spec.key, task, path, side, delta))
+    return pairs
+
+
+def curve_pair(pair: CurvePair, session: ModelSession, data: TaskData, limit: int | None, max_demos: int | None,
+               results_dir: Path, *, force: bool, allow_version_mismatch: bool,
+               run_ctx: dict[str, Any]) -> tuple[list[list[Any]], list[Any] | None, int]:
+    """Evaluate one pair's conditions (baseline, then n = 0..k demos); (curve rows, decomposition row, failures)."""
+    task, m = pair.task, pair.model
+    out_dir = demo_curves_dir(results_dir)
+    examples = data.eval_subset(limit)
+    optimized, info = load_program(task, pair.program, allow_version_mismatch=allow_version_mismatch,
+                                   chain_of_thought=pair.side.is_chain_of_thought)
+    k = min(pair.k(max_demos), max(len(pr.demos or []) for _, pr in optimized.named_predictors()))
+    conditions: list[tuple[str, int, dspy.Module, dict[str, Any]]] = [("baseline", 0, task.program(),
+                                                                      {"kind": "baseline"})]
+    conditions += [("optimized_instructions", n, with_first_demos(optimized, n), {**info, "n_demos": n})
+                   for n in range(k + 1)]
+    scores_by_cond: dict[tuple[str, int], dict[str, Any]] = {}
+    metric = Metric.of(task)
+    rows: list[list[Any]] = []
+    failed = 0
+    for cond, n, program, pinfo in conditions:
+        arm = demo_curve_arm(None if cond == "baseline" else n)
+        csv_path = result_csv(out_dir / "units", prefix_for(session.spec), arm, task.key, m)
+        t0 = time.time()
+        try:
+            summary = run_unit(EvalUnit(arm, task, data, examples, program, csv_path, pinfo), session,
+                               results_dir=out_dir, force=force, run_ctx=run_ctx)
+        except UserError as exc:
+            print(f"  {m} x {task.key} {arm}: FAILED: {exc}", file=sys.stderr)
+            ledger_append(f"{m} x {task.key} {arm}", "failed", str(exc))
+            failed += 1
+            continue
+        ledger_append(f"{m} x {task.key} {arm}", summary.status)
+        recs = {r.example_id: r for r in read_csv(csv_path)}
+        ordered = [recs[ex.id] for ex in examples if ex.id in recs]
+        scores_by_cond[(cond, n)] = {r.example_id: record_score(r) for r in ordered}
+        iv = score_interval([record_score(r) for r in ordered], metric)
+        rows.append([m, task.key, cond, n, csv_float(iv.value), csv_float(iv.lo), csv_float(iv.hi), iv.n,
+                     sum(1 for r in ordered if r.error), f"{time.time() - t0:.1f}", csv_float(pair.phase1_delta)])
+        print(f"  {m} x {task.key} {cond} n={n}: {iv.value:.3f} [{iv.lo:.3f}, {iv.hi:.3f}] ({summary.status})",
+              file=sys.stderr)
+    base = scores_by_cond.get(("baseline", 0))
+    n0 = scores_by_cond.get(("optimized_instructions", 0))
+    nk = scores_by_cond.get(("optimized_instructions", k))
+    if not (base and n0 and nk):
+        return rows, None, failed
+    ids = [ex.id for ex in examples if ex.id in base and ex.id in n0 and ex.id in nk]
+    instr = paired_delta([base[i] for i in ids], [n0[i] for i in ids], metric)
+    demo = paired_delta([n0[i] for i in ids], [nk[i] for i in ids], metric)
+    curve = {n: metric.aggregate([scores_by_cond[("optimized_instructions", n)][i] for i in ids])
+             for n in range(k + 1) if ("optimized_instructions", n) in scores_by_cond}
+    best_n = max(curve, key=lambda n: (curve[n], -n))
+    numbers = [instr.a_score, instr.b_score, demo.b_score, instr.delta, instr.lo, instr.hi, instr.p,
+               demo.delta, demo.lo, demo.hi, demo.p]
+    print(f"  {m} x {task.key}: instruction effect {instr.delta:+.3f} [{instr.lo:+.3f}, {instr.hi:+.3f}] "
+          f"({instr.verdict}); demo effect {demo.delta:+.3f} [{demo.lo:+.3f}, {demo.hi:+.3f}] "
+          f"({demo.verdict}); best n = {best_n}")
+    return rows, [m, task.key, k, *map(csv_float, numbers), best_n, csv_float(curve[best_n]), len(ids)], failed
+
+
+def merge_write(path: Path, columns: list[str], rows: list[list[Any]], key: tuple[int, ...]) -> None:
+    """Replace this run's rows, keep other pairs' rows from earlier runs (a curve file accumulates pairs)."""
+    kept: list[list[Any]] = []
+    if path.is_file():
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header == columns:
+                new_keys = {tuple(str(r[i]) for i in key) for r in rows}
+                kept = [r for r in reader if tuple(r[i] for i in key) not in new_keys]
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(columns)
+    writer.writerows(kept + rows)
+    atomic_write_text(path, buf.getvalue())

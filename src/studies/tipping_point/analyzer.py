@@ -1,0 +1,114 @@
+"""Tipping-point analysis: per (model, task), the score at each n (seed-averaged, paired against the baseline) and
+the regime; writes results/tipping_point/curve.csv and summary.csv (which the consolidator's report shows)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from src.errors import UserError
+from src.registry import Config
+from src.registry.protocol import ALREADY_SOLVED_ABOVE, TOO_HARD_BELOW
+from src.results.files import atomic_write_text, csv_float, read_csv
+from src.results.naming import tipping_dir
+from src.results.record import record_score
+from src.results.schema import TippingCheckpoint
+from src.stats.comparison import Metric, paired_delta, score_interval
+from src.studies.tipping_point.regimes import classify_regime
+from src.tasks import get_task
+from src.tasks.example import Score
+
+CURVE_COLUMNS = ["model", "task", "n", "seeds", "score", "ci_low", "ci_high", "delta", "delta_ci_low",
+                 "delta_ci_high", "p", "verdict", "n_examples", "optimization_calls"]
+SUMMARY_COLUMNS = ["model", "task", "regime", "baseline", "baseline_ci_low", "baseline_ci_high", "best_n",
+                   "best_score", "smallest_significant_n", "lift_at_best", "lift_ci_low", "lift_ci_high",
+                   "p_at_best", "n_values", "seeds", "n_examples", "too_hard_below", "already_solved_above"]
+
+
+def _seed_mean(per_seed: list[dict[str, Score]], ids: list[str]) -> list[Score]:
+    """Each example's score (and counts) averaged over seeds: the seeds are repeated measurements of one example,
+    so the paired test runs over examples, never over example x seed."""
+    out = []
+    for i in ids:
+        scores = [s[i] for s in per_seed]
+        extras: dict[str, float] = defaultdict(float)
+        for s in scores:
+            for k, v in s.extras.items():
+                if isinstance(v, (int, float)):
+                    extras[k] += v / len(scores)
+        value = sum(s.score for s in scores) / len(scores)
+        out.append(Score(value, value >= 0.5, "", dict(extras)))
+    return out
+
+
+def analyze(results_dir: Path, config: Config) -> Path:
+    """Read every checkpoint under results/tipping_point and write curve.csv + summary.csv."""
+    root = tipping_dir(results_dir)
+    cells: dict[tuple[str, str], list[TippingCheckpoint]] = defaultdict(list)
+    for path in sorted((root / "checkpoints").glob("*.json")):
+        ck = TippingCheckpoint.read(path)
+        if "model" not in ck.header or "task" not in ck.header:
+            raise UserError(f"{path}: not a tipping-point checkpoint")
+        cells[(ck.header["model"], ck.header["task"])].append(ck)
+    if not cells:
+        raise UserError(f"no tipping-point checkpoints under {root}: run python -m src.tipping_point.runner first")
+    curve_rows, summary_rows = [], []
+    for (model, task_key), cks in sorted(cells.items()):
+        task = get_task(task_key, config)
+        metric = Metric.of(task)
+        # Seed-averaged per-example scores are no longer 0/1: test them as continuous values.
+        averaged = Metric(False, task.aggregate, metric.mean_aggregate)
+        by_n: dict[int, list[dict[str, Score]]] = defaultdict(list)
+        calls: dict[int, int] = defaultdict(int)
+        for ck in cks:
+            recs = read_csv(Path(ck.csv))
+            by_n[ck.n].append({r.example_id: record_score(r) for r in recs})
+            calls[ck.n] += int(ck.compile_cost.get("lm_calls") or 0)
+        if 0 not in by_n:
+            continue  # no baseline yet (run interrupted before n = 0)
+        base = by_n[0][0]
+        ids = [i for i in base if all(i in s for runs in by_n.values() for s in runs)]
+        base_scores = [base[i] for i in ids]
+        biv = score_interval(base_scores, metric)
+        verdicts, deltas = {}, {}
+        for n in sorted(by_n):
+            runs = by_n[n]
+            avg = _seed_mean(runs, ids)
+            m_n = metric if len(runs) == 1 else averaged
+            iv = score_interval(avg, m_n)
+            if n == 0:
+                row_delta = None
+            else:
+                d = paired_delta(base_scores, avg, m_n)
+                verdicts[n], deltas[n], row_delta = d.verdict, d, d
+            d_cells = [row_delta.delta, row_delta.lo, row_delta.hi, row_delta.p] if row_delta else [None] * 4
+            curve_rows.append([model, task_key, n, len(runs), *map(csv_float, [iv.value, iv.lo, iv.hi, *d_cells]),
+                               row_delta.verdict if row_delta else "", len(ids), calls[n]])
+        regime, smallest = classify_regime(biv.value, verdicts)
+        best_n = max(deltas, key=lambda n: (deltas[n].delta, -n)) if deltas else None
+        best = deltas.get(best_n) if best_n is not None else None
+        best_cells = [best.b_score, best.delta, best.lo, best.hi, best.p] if best else [None] * 5
+        b_score, lift, lift_lo, lift_hi, p_best = map(csv_float, best_cells)
+        summary_rows.append([model, task_key, regime, *map(csv_float, [biv.value, biv.lo, biv.hi]),
+                             "" if best_n is None else best_n, b_score, "" if smallest is None else smallest,
+                             lift, lift_lo, lift_hi, p_best, json.dumps(sorted(by_n)),
+                             max(len(v) for k, v in by_n.items() if k) if len(by_n) > 1 else 0, len(ids),
+                             TOO_HARD_BELOW, ALREADY_SOLVED_ABOVE])
+    _write(root / "curve.csv", CURVE_COLUMNS, curve_rows)
+    _write(root / "summary.csv", SUMMARY_COLUMNS, summary_rows)
+    for r in summary_rows:
+        print(f"  {r[0]} x {r[1]}: {r[2]} (baseline {float(r[3]):.3f}; best n {r[6] or '-'}; "
+              f"smallest significant n {r[8] if r[8] != '' else '-'})")
+    print(f"wrote {root / 'summary.csv'} and {root / 'curve.csv'}")
+    return root / "summary.csv"
+
+
+def _write(path: Path, columns: list[str], rows: list[list]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(columns)
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,163 @@
+"""A task's splits: train and eval examples from a source, derived deterministically where a split is missing,
+kept disjoint, in a seeded eval order; and the optimizer's train/dev division of the train split."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from src.errors import UserError
+from src.tasks.example import TaskExample, fingerprint
+
+if TYPE_CHECKING:
+    from src.tasks.base import Task
+    from src.tasks.sources import Source
+
+
+@dataclass
+class TaskData:
+    """A task's examples by split, with the provenance every result's metadata records."""
+
+    train: list[TaskExample]
+    eval: list[TaskExample]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def eval_subset(self, limit: int | None) -> list[TaskExample]:
+        return self.eval if not limit else self.eval[:limit]
+
+
+def seeded_order(examples: list[TaskExample], seed: int) -> list[TaskExample]:
+    """The examples in a seeded random order, the same on every machine: a `--limit N` prefix of it is a random
+    sample of the split (HF splits are often sorted, e.g. by label), and the sample for N is inside the one for
+    any larger N."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    return [examples[i] for i in order]
+
+
+def _partition(n: int, fraction: float, seed: int) -> set[int]:
+    """Indices of a seeded `fraction` of range(n): deterministic across machines and Python versions."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return set(order[: max(1, round(n * fraction))]) if n else set()
+
+
+def load_task_data(task: Task, source: Source) -> TaskData:
+    """Build train/eval examples, deriving missing splits deterministically and keeping eval out of train."""
+    spec = task.spec
+    task.prepare(source)
+    notes: list[str] = []
+    eval_src = task.split_source(source, spec.eval)
+    train_src = task.split_source(source, spec.train)
+    if not eval_src.has_split(spec.eval):
+        raise UserError(f"task '{task.key}': {eval_src.describe()} has no '{spec.eval.split}' split of "
+                        f"{spec.eval.folder} (nothing to evaluate on)")
+    eval_records = eval_src.records(spec.eval)
+    eval_examples = [task.example_from_record(r, i, spec.eval.split) for i, r in enumerate(eval_records)]
+
+    if spec.train == spec.eval:
+        held_out = _partition(len(eval_examples), spec.eval_fraction, spec.split_seed)
+        train = [ex for i, ex in enumerate(eval_examples) if i not in held_out]
+        evals = [ex for i, ex in enumerate(eval_examples) if i in held_out]
+        notes.append(f"single split '{spec.eval.split}': {len(evals)} eval / {len(train)} train by seeded "
+                     f"{spec.eval_fraction:.0%} hold-out (seed {spec.split_seed})")
+    elif not train_src.has_split(spec.train):
+        moved = _partition(len(eval_examples), spec.derived_train_fraction, spec.split_seed)
+        train = [ex for i, ex in enumerate(eval_examples) if i in moved]
+        evals = [ex for i, ex in enumerate(eval_examples) if i not in moved]
+        notes.append(f"{train_src.describe()} has no '{spec.train.split}' split of {spec.train.folder}: derived "
+                     f"train = seeded {spec.derived_train_fraction:.0%} of '{spec.eval.split}' "
+                     f"({len(train)} train / {len(evals)} eval, seed {spec.split_seed})")
+    else:
+        train_records = train_src.records(spec.train)
+        train = [task.example_from_record(r, i, spec.train.split) for i, r in enumerate(train_records)]
+        evals = eval_examples
+
+    if spec.eval_order == "seeded":
+        evals = seeded_order(evals, spec.split_seed)
+        notes.append(f"eval order: seeded permutation (seed {spec.split_seed}); --limit N scores its first N")
+    else:
+        notes.append("eval order: the split's own (file) order; --limit N scores its first N")
+
+    eval_keys = {task.dedup_key(ex) for ex in evals}
+    kept = [ex for ex in train if task.dedup_key(ex) not in eval_keys]
+    if len(kept) != len(train):
+        notes.append(f"dropped {len(train) - len(kept)} train examples whose input text also appears in eval")
+    train = _dedup(task, kept)
+    provenance = {
+        "source": eval_src.describe(),
+        "train_source": train_src.describe(),
+        "smoke_data": bool(eval_src.smoke or train_src.smoke),
+        "eval_split": f"{spec.eval.folder}/{spec.eval.split}",
+        "eval_order": f"seeded:{spec.split_seed}" if spec.eval_order == "seeded" else "file",
+        "train_split": f"{spec.train.folder}/{spec.train.split}",
+        "n_train": len(train),
+        "n_eval": len(evals),
+        "eval_fingerprint": fingerprint(evals),
+        "train_fingerprint": fingerprint(train),
+        "notes": notes,
+    }
+    return TaskData(train=train, eval=evals, provenance=provenance)
+
+
+def _dedup(task: Task, examples: list[TaskExample]) -> list[TaskExample]:
+    seen: set[str] = set()
+    out = []
+    for ex in examples:
+        key = task.dedup_key(ex)
+        if key not in seen:
+            seen.add(key)
+            out.append(ex)
+    return out
+
+
+def split_train_dev(train: list[TaskExample], train_size: int | None, dev_size: int, seed: int) -> tuple[list, list]:
+    """Divide the train split into an optimizer train set and a dev set (for picking the best seed), disjointly."""
+    order = list(range(len(train)))
+    random.Random(seed).shuffle(order)
+    dev_idx = order[:dev_size]
+    rest = order[dev_size:]
+    if train_size:
+        rest = rest[:train_size]
+    return [train[i] for i in sorted(rest)], [train[i] for i in sorted(dev_idx)]
+
+
+# One fixed train/dev division for every optimizer seed, so all seeds compete on the same dev set (the value the
+# optimization runner uses, src.optimize.SPLIT_SEED).
+OPTIMIZATION_SPLIT_SEED = 2025
+MAX_DEV_SIZE = 100
+
+
+def default_dev_size(n_train: int) -> int:
+    """20% of the train split, at most MAX_DEV_SIZE, at least 1 once there are two examples to divide."""
+    if n_train < 2:
+        return 0
+    return min(max(n_train // 5, 1), MAX_DEV_SIZE)
+
+
+def optimization_splits(task_data: TaskData, train_size: int | None = None, dev_size: int | None = None,
+                        seed: int = OPTIMIZATION_SPLIT_SEED) -> tuple[list[TaskExample], list[TaskExample]]:
+    """The optimizer's (train, dev) from a task's train split: the one definition the optimization runner and
+    src.verify_splits share. Eval is never touched."""
+    size = default_dev_size(len(task_data.train)) if dev_size is None else dev_size
+    return split_train_dev(task_data.train, train_size, size, seed)
+def optimization_sets(task: Task, data: TaskData, train_size: int, dev_size: int) -> tuple[list, list]:
+    """Optimizer-train and dev sets, both from the train split; the eval split never reaches an optimizer."""
+    train, dev = optimization_splits(data, train_size, dev_size)
+    if len(train) < 2 or not dev:
+        raise UserError(f"task '{task.key}': the train split has {len(data.train)} examples, too few for "
+                        f"{dev_size} dev + optimizer-train examples (lower --dev-size/--train-size)")
+    assert_disjoint_from_eval(task, data.eval, train + dev)
+    return train, dev
+
+
+def assert_disjoint_from_eval(task: Task, eval_examples: list[TaskExample], used: list[TaskExample]) -> None:
+    """Hard stop if any eval example (by id or by normalised input) is about to be used for optimization."""
+    eval_ids = {ex.id for ex in eval_examples}
+    eval_keys = {task.dedup_key(ex) for ex in eval_examples}
+    leaked = [ex.id for ex in used if ex.id in eval_ids or task.dedup_key(ex) in eval_keys]
+    if leaked:
+        raise RuntimeError(f"eval examples reached the optimizer for task {task.key}: {leaked[:5]}")
+
+
