@@ -1,0 +1,48 @@
+"""Pins every private DSPy API this product uses (src/backends/dspy_compat.py) against the installed DSPy: an
+upgrade that moves or changes one fails here, by name, instead of somewhere downstream."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Literal
+
+import dspy
+
+from src.backends import dspy_compat
+
+
+class Pick(dspy.Signature):
+    """Pick an animal."""
+
+    sound: str = dspy.InputField()
+    animal: Literal["cat", "dog"] = dspy.OutputField()
+
+
+def test_the_pinned_dspy_version():
+    assert importlib.metadata.version("dspy") == "3.4.1"  # bump together with a review of dspy_compat.py
+
+
+def test_structured_response_format_is_a_json_schema_of_the_outputs():
+    fmt = dspy_compat.structured_response_format(Pick, False)
+    schema = fmt if isinstance(fmt, dict) else fmt.model_json_schema()
+    text = str(schema)
+    assert "animal" in text and "cat" in text and "sound" not in text.split("animal")[0][-20:]
+    assert dspy_compat.has_open_ended_mapping(Pick) is False
+    assert dspy_compat.has_open_ended_mapping(dspy.Signature("q -> answer: dict[str, int]")) is True
+
+
+def test_mipro_projection_counts_calls_from_mipro_s_own_estimate():
+    program = dspy.Predict(Pick)
+    light = dspy_compat.mipro_projected_calls(program, lambda *a, **k: 1.0, {"auto": "light"}, {}, n_train=100)
+    explicit = dspy_compat.mipro_projected_calls(
+        program, lambda *a, **k: 1.0, {"auto": None, "num_candidates": 3, "max_bootstrapped_demos": 1,
+                                       "max_labeled_demos": 1},
+        {"num_trials": 2, "minibatch": False, "program_aware_proposer": False}, n_train=8)
+    for prompt, task, bootstrap in (light, explicit):
+        assert prompt > 0 and task > 0 and bootstrap >= 0
+    assert light[1] > explicit[1]  # a bigger budget projects more task-model calls
+
+
+def test_gepa_feedback_type_is_importable():
+    score = dspy_compat.ScoreWithFeedback(score=0.5, feedback="close")
+    assert score.score == 0.5 and score.feedback == "close"
