@@ -3,5 +3,7 @@
 # Extra arguments go to pytest, e.g. ./run_tests.sh -k stats
 set -euo pipefail
 cd "$(dirname "$0")"
-source scripts/ensure_env.sh
+# The test command also installs the pinned optional extras (test oracles, Ray, MLflow) so they are tested on
+# every change; the main job installs none of them.
+IA_EXTRAS="test ray mlflow" source scripts/ensure_env.sh
 exec .venv/bin/python -m pytest "$@"
