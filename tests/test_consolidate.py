@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from src.registry import load_config
-from src.commands.consolidate import consolidate
-from src.consolidation.consolidator import Options
+from src.commands.consolidate import Options, consolidate
 from src.results.files import write_csv, write_json
 from src.results.naming import result_csv
 from src.results.record import Record
@@ -358,6 +357,52 @@ def test_extra_phase_does_not_touch_main_matrices(tmp_path):
     run_inprocess(rd)
     assert (rd / "golden" / "summary_scores.csv").read_text().startswith("model,extraction,analysis\nllama3.2,50.0")
     assert "## Other arms" not in (rd / "golden" / "SUMMARY.md").read_text()
+
+
+def test_golden_tables_come_from_the_analysis_alone(golden, tmp_path, monkeypatch):
+    """The golden CSVs are written from the Analysis alone: no document is built first (they once depended on the
+    report's sections having run), and they are byte for byte the ones a full consolidation writes."""
+    from src.consolidation import document, golden as golden_files
+    from src.consolidation.analysis import analyse
+    from src.consolidation.inputs import load_inputs
+    from src.tasks import get_task
+
+    out, _ = golden
+    rd = out.parent
+    config = load_config(ROOT)
+
+    def no_document(*_: Any) -> None:
+        raise AssertionError("the document must not be needed to write the golden CSVs")
+
+    monkeypatch.setattr(document, "build_document", no_document)
+    monkeypatch.setattr(golden_files, "build_document", no_document)
+    an = analyse(load_inputs(rd, config, lambda key: get_task(key, config)),
+                 Options(rd, out, False, LOCAL_RATE, 1000, 0))
+    golden_files.write_tables(an, tmp_path / "tables")
+    tables = snapshot(tmp_path / "tables")
+    expected = {name: data for name, data in snapshot(out).items() if name.endswith(".csv")}
+    assert sorted(tables) == sorted(expected) and "scoreboard.csv" in tables and "break_even.csv" in tables
+    assert tables == expected
+
+
+def test_optimization_sidecars_are_read_leniently(tmp_path):
+    """A sidecar without model/task is placed by its file name (naming.parse_program_name); one that is not a JSON
+    object, or not JSON at all, is a note."""
+    from src.consolidation.programs import load_programs
+
+    op = tmp_path / "optimized_programs"
+    write_json(op / "qwen2.5_7b_qa_mipro_v2.meta.json", {"n_demos_total": 3, "optimization_cost": {"cost_usd": 1}})
+    write_json(op / "x_qa_gepa.meta.json", {"model": "llama3.2", "task": "qa", "optimizer": "gepa"})
+    (op / "broken_qa_mipro_v2.meta.json").write_text("{not json")
+    (op / "list_qa_mipro_v2.meta.json").write_text("[1, 2]")
+    notes: list[str] = []
+    programs = load_programs(tmp_path, tasks=["qa", "math"], optimizers=["mipro_v2"], notes=notes)
+    assert sorted(programs) == [("llama3.2", "qa"), ("qwen2.5_7b", "qa")]
+    (ps,) = programs[("qwen2.5_7b", "qa")]
+    assert ps.optimizer == "mipro_v2" and ps.meta.demo_count == 3 and ps.meta.optimization_cost.cost_usd == 1.0
+    assert programs[("llama3.2", "qa")][0].optimizer == "gepa"  # the fields win over the name
+    assert len(notes) == 2 and all("cannot be read" in n and ": ignored" in n for n in notes)
+    assert "broken_qa_mipro_v2.meta.json" in notes[0] and "(not a JSON object)" in notes[1]
 
 
 # ---- comparability, smoke, corrupt input -----------------------------------------------------------------------------

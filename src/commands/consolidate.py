@@ -14,85 +14,29 @@ recomputed on each resample); deltas paired on shared example ids with a paired 
 
 from __future__ import annotations
 
-import csv
-import os
-import shutil
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TextIO
 
 from src.commands import common
-from src.consolidation.consolidator import MARKER, Consolidation, Consolidator, Options
+from src.consolidation import golden
+from src.consolidation.analysis import Options
+from src.consolidation.golden import Consolidation
 from src.consolidation.inputs import TaskResolver
-from src.errors import UserError
-from src.report import SMOKE_BANNER
 from src.results.ledger import ledger_append
 from src.tasks import get_task
 
 if TYPE_CHECKING:
     from src.registry import Config
 
-
-# ---- output folder swap ------------------------------------------------------------------------------------------
-
-def _check_out(out: Path, results_dir: Path) -> None:
-    o, r = out.resolve(), results_dir.resolve()
-    if o == r or r.is_relative_to(o):
-        raise UserError(f"--out {out}: must not be the results folder or contain it (it is replaced as a whole)")
-    if out.exists():
-        if not out.is_dir():
-            raise UserError(f"--out {out}: exists and is not a folder")
-        if any(out.iterdir()) and not (out / MARKER).is_file():
-            raise UserError(f"--out {out}: exists and was not made by this tool (no {MARKER} marker); refusing to "
-                            f"replace it — choose another --out or empty it")
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-        try:
-            os.replace(tmp, out)
-        except OSError:
-            os.replace(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+__all__ = ["Consolidation", "Options", "consolidate", "main"]
 
 
 def consolidate(opts: Options, config: Config | None = None, resolver: TaskResolver | None = None,
-                log: Any = None) -> Consolidation:
-    """Read, check, analyse, and write the golden folder (built aside and swapped in only when complete)."""
-    log = log or sys.stderr
-    csv.field_size_limit(2**31 - 1)  # long predictions (code, summaries) must not look corrupt
-    _check_out(opts.out, opts.results_dir)
+                log: TextIO | None = None) -> Consolidation:
+    """src.consolidation.golden.consolidate with the registry's tasks (for their metrics) unless told otherwise."""
     if resolver is None and config is not None:
         resolver = lambda key: get_task(key, config)  # noqa: E731 - the registry's tasks, for their metrics
-    c = Consolidator(opts, config, resolver)
-    c.load()
-    warnings = c.comparability()
-    if warnings and opts.strict:
-        raise UserError("comparability check failed (--strict; nothing written): " + " | ".join(warnings))
-    if warnings:
-        print("WARNING — results that are not comparable will be compared (see the top of SUMMARY.md):", file=log)
-        for w in warnings:
-            print(f"  - {w}", file=log)
-    c.analyse()
-    doc = c.build_doc(warnings)
-    if any(u.smoke for u in c.units):
-        print(f"note: {SMOKE_BANNER}", file=log)
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = opts.out.parent / f".{opts.out.name}.building-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        c.write(tmp, doc)
-        _swap_in(tmp, opts.out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return Consolidation(opts.out, warnings, c.notes, doc.smoke, c.arms, c.deltas)
+    return golden.consolidate(opts, config, resolver, log)
 
 
 # ---- CLI -----------------------------------------------------------------------------------------------------------

@@ -5,45 +5,59 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
+from src.consolidation.programs import ProgramSidecar, load_programs, pick_program
+from src.consolidation.studies import StudyFiles
 from src.errors import UserError
 from src.results.files import read_csv
-from src.results.naming import meta_path
+from src.results.naming import STUDY_OPTIMIZER, meta_path, parse_result_name, result_prefix
 from src.results.record import Record
+from src.results.schema import UnitMeta
 
 if TYPE_CHECKING:
     from src.registry import Config
-    from src.tasks.base import Task
     from src.tasks.example import Score
 
 REQUIRED_COLUMNS = ("experiment_id", "model", "task", "phase", "example_id", "prediction", "ground_truth", "score",
                     "is_correct")
 _NUMERIC_FIELDS = ("score", "is_correct", "parse_failure", "latency_ms", "input_tokens", "output_tokens",
                    "thinking_tokens", "lm_calls", "cost_usd", "cache_hit")
-MAIN_PHASES = ("baseline", "optimized")
-TaskResolver = Callable[[str], "Task"]
+MAIN_ARMS = ("baseline", "optimized")
+ArmKey = tuple[str, str, str]  # (arm, model, task)
 
+
+class TaskLike(Protocol):
+    """What consolidation needs of a Task (src.tasks.base): its corpus aggregate and the shape of its metric.
+
+    A protocol rather than the class itself: consolidation must not import the tasks' DSPy layer."""
+
+    binary: bool
+    mean_aggregate: bool
+
+    def aggregate(self, scores: list[Score]) -> float: ...
+
+
+TaskResolver = Callable[[str], TaskLike]
 
 
 # ---- loading -----------------------------------------------------------------------------------------------------
 
 @dataclass
 class Unit:
-    """One result CSV: a (phase, model, task) arm with its records and sidecar."""
+    """One result CSV: an (arm, model, task) with its records and sidecar (empty when missing or unreadable)."""
 
     path: Path
-    phase: str
+    arm: str
     prefix: str | None  # 'api' / 'local' from the file name, if it follows the convention
     model: str
     task: str
     records: list[Record]
-    meta: dict[str, Any] | None
-    meta_note: str = ""
+    meta: UnitMeta = field(default_factory=UnitMeta)
 
     def __post_init__(self) -> None:
         self.by_id = {r.example_id: r for r in self.records}
@@ -52,31 +66,6 @@ class Unit:
     @property
     def name(self) -> str:
         return self.path.name
-
-    def m(self, *keys: str) -> Any:
-        """A nested meta value, None when absent (sidecars are read defensively)."""
-        cur: Any = self.meta or {}
-        for k in keys:
-            if not isinstance(cur, dict):
-                return None
-            cur = cur.get(k)
-        return cur
-
-    @property
-    def dspy_version(self) -> str | None:
-        return self.m("unit", "dspy") or self.m("run", "versions", "dspy")
-
-    @property
-    def data_source(self) -> str | None:
-        return self.m("unit", "data_source") or self.m("data", "source")
-
-    @property
-    def eval_fingerprint(self) -> str | None:
-        return self.m("unit", "eval_fingerprint") or self.m("data", "eval_fingerprint")
-
-    @property
-    def smoke(self) -> bool:
-        return bool(self.m("smoke_data") or self.m("data", "smoke_data"))
 
 
 def _validate_record(rec: Record) -> str | None:
@@ -122,30 +111,44 @@ def read_result_csv(path: Path) -> list[Record]:
     return records
 
 
-def _phase_from_name(name: str, model: str, task: str) -> tuple[str | None, str | None, bool]:
-    """(api|local prefix, phase, whether the name's task/model agree with the columns) from a result file name."""
-    m = re.match(r"^(api|local)_(.+)\.csv$", name)
-    if not m:
+def _arm_from_name(name: str, model: str, task: str, known_models: Iterable[str],
+                   known_tasks: Iterable[str]) -> tuple[str | None, str | None, bool]:
+    """(api|local prefix, arm, whether the name's model/task agree with the columns) from a result file name."""
+    own = parse_result_name(name, tasks=[task], models=[model])
+    if own is not None:
+        return own.prefix, own.arm, True
+    prefix = result_prefix(name)
+    if prefix is None:  # not in the naming convention at all: the phase column says the arm
         return None, None, True
-    prefix, rest = m.groups()
-    if rest == f"baseline_{task}_{model}":
-        return prefix, "baseline", True
-    if rest == f"optimized_{task}_optimized_{model}":
-        return prefix, "optimized", True
-    suffix = f"_{task}_{model}"
-    if rest.endswith(suffix) and len(rest) > len(suffix):
-        return prefix, rest[: -len(suffix)], True
-    for phase in MAIN_PHASES:  # the name names another model/task than the columns (the columns win)
-        if rest.startswith(phase + "_"):
-            return prefix, phase, False
-    return prefix, None, False
+    # In the convention but naming another model/task than the columns (the columns win; the arm may still be read).
+    other = parse_result_name(name, tasks=[*known_tasks, task], models=[*known_models, model])
+    return prefix, other.arm if other else None, False
 
 
-def load_units(results_dir: Path) -> tuple[list[Unit], list[str]]:
-    """Every result CSV at the top level of results_dir (hidden files skipped), validated, with notes."""
+def _read_unit_meta(path: Path) -> tuple[UnitMeta, str]:
+    """A result CSV's sidecar and the note to make about it ('' when it was read)."""
+    mp = meta_path(path)
+    if not mp.is_file():
+        return UnitMeta(), f"`{path.name}` has no .meta.json sidecar: provenance (DSPy version, data) unknown"
+    try:
+        data = json.loads(mp.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return UnitMeta(), f"`{mp.name}` cannot be read ({exc.__class__.__name__}): provenance unknown"
+    if not isinstance(data, dict):
+        return UnitMeta(), f"`{mp.name}` is not a JSON object: ignored"
+    return UnitMeta.from_dict(data), ""
+
+
+def load_units(results_dir: Path, known_models: Iterable[str] = (),
+               known_tasks: Iterable[str] = ()) -> tuple[list[Unit], list[str]]:
+    """Every result CSV at the top level of results_dir (hidden files skipped), validated, with notes.
+
+    `known_models`/`known_tasks` (the registry's keys) let a file whose name names another model/task than its
+    columns still tell its arm."""
+    known_models, known_tasks = list(known_models), list(known_tasks)
     notes: list[str] = []
     units: list[Unit] = []
-    seen: dict[tuple[str, str, str], Path] = {}
+    seen: dict[ArmKey, Path] = {}
     for path in sorted(p for p in results_dir.glob("*.csv") if not p.name.startswith(".")):
         records = read_result_csv(path)
         if not records:
@@ -157,38 +160,27 @@ def load_units(results_dir: Path) -> tuple[list[Unit], list[str]]:
             raise UserError(f"{path}: not a unit's result CSV (it mixes model(s) {', '.join(models)} and task(s) "
                             f"{', '.join(tasks)})")
         model, task = models[0], tasks[0]
-        prefix, phase, agrees = _phase_from_name(path.name, model, task)
+        prefix, arm, agrees = _arm_from_name(path.name, model, task, known_models, known_tasks)
         if not agrees:
             notes.append(f"`{path.name}`: its name does not match its columns (model {model}, task {task}); the "
                          f"columns are used")
-        if phase is None:
+        if arm is None:
             phases = {r.phase for r in records}
             if len(phases) != 1 or not next(iter(phases)).strip():
                 raise UserError(f"{path}: cannot tell its phase (file name not '{{api|local}}_<phase>_<task>_<model>"
                                 f".csv' and phase column {sorted(phases)})")
-            phase = next(iter(phases))
-        key = (phase, model, task)
+            arm = next(iter(phases))
+        key = (arm, model, task)
         if key in seen:
-            raise UserError(f"{path}: holds the same {phase} results for {model} / {task} as {seen[key].name}; keep "
+            raise UserError(f"{path}: holds the same {arm} results for {model} / {task} as {seen[key].name}; keep "
                             f"one of them")
         seen[key] = path
-        meta, meta_note = None, ""
-        mp = meta_path(path)
-        if mp.is_file():
-            try:
-                meta = json.loads(mp.read_text(encoding="utf-8"))
-                if not isinstance(meta, dict):
-                    meta, meta_note = None, f"`{mp.name}` is not a JSON object: ignored"
-            except (OSError, ValueError) as exc:
-                meta_note = f"`{mp.name}` cannot be read ({exc.__class__.__name__}): provenance unknown"
-        else:
-            meta_note = f"`{path.name}` has no .meta.json sidecar: provenance (DSPy version, data) unknown"
+        meta, meta_note = _read_unit_meta(path)
         if meta_note:
             notes.append(meta_note)
-        unit = Unit(path, phase, prefix, model, task, records, meta, meta_note)
-        if unit.m("status") not in (None, "complete"):
-            notes.append(f"`{path.name}` is marked '{unit.m('status')}' in its sidecar: results may be incomplete")
-        units.append(unit)
+        if meta.status not in (None, "complete"):
+            notes.append(f"`{path.name}` is marked '{meta.status}' in its sidecar: results may be incomplete")
+        units.append(Unit(path, arm, prefix, model, task, records, meta))
     return units, notes
 
 
@@ -217,7 +209,7 @@ class TaskInfo:
     title: str
     metric: str
     binary: bool
-    task: Any | None  # the Task object, None when its module could not be loaded
+    task: TaskLike | None  # None when its module could not be loaded
     mean_aggregate: bool
     order: int = 10**6
     note: str = ""
@@ -231,6 +223,7 @@ class TaskInfo:
 
 
 def model_info(key: str, units: list[Unit], config: Config | None) -> ModelInfo:
+    """The registry's description of a model; else its sidecar's; else the api/local prefix of its file names."""
     if config is not None and key in config.models:
         spec = config.models[key]
         api_role = spec.kind == "api" or spec.frontier_stand_in
@@ -238,8 +231,8 @@ def model_info(key: str, units: list[Unit], config: Config | None) -> ModelInfo:
                          spec.price_out, spec.params_b, list(config.models).index(key),
                          stand_in=spec.frontier_stand_in and spec.kind != "api")
     for u in units:
-        mm = u.m("model")
-        if isinstance(mm, dict) and mm.get("kind") in ("api", "local"):
+        mm = u.meta.model
+        if mm.get("kind") in ("api", "local"):
             stand_in = bool(mm.get("frontier_stand_in")) and mm["kind"] != "api"
             return ModelInfo(key, "api" if stand_in else mm["kind"], bool(mm.get("supports_thinking")),
                              float(mm.get("price_in") or 0), float(mm.get("price_out") or 0), mm.get("params_b"),
@@ -248,11 +241,12 @@ def model_info(key: str, units: list[Unit], config: Config | None) -> ModelInfo:
     return ModelInfo(key, prefix, source="file name")
 
 
-def no_registry(key: str) -> Task:
+def no_registry(key: str) -> TaskLike:
     raise UserError("no task registry loaded")
 
 
 def task_info(key: str, units: list[Unit], resolver: TaskResolver, config: Config | None) -> TaskInfo:
+    """The task's metric from its Task object; a task that cannot be loaded falls back to the mean, loudly."""
     order = list(config.tasks).index(key) if config is not None and key in config.tasks else 10**6
     try:
         task = resolver(key)
@@ -264,9 +258,74 @@ def task_info(key: str, units: list[Unit], resolver: TaskResolver, config: Confi
                 f"{'binary' if binary else 'continuous'} (inferred from the scores) — if its real metric is not a "
                 f"mean (e.g. micro-F1) these numbers differ from the runner's")
         return TaskInfo(key, key, "mean score", binary, None, True, order, note)
-    mean_agg = bool(task.mean_aggregate)
     spec = getattr(task, "spec", None)
     return TaskInfo(key, getattr(spec, "title", key), getattr(spec, "metric", "score"), bool(task.binary), task,
-                    mean_agg, order)
+                    bool(task.mean_aggregate), order)
 
 
+# ---- everything consolidation reads ----------------------------------------------------------------------------
+
+@dataclass
+class Inputs:
+    """The results folder, loaded and described: units, registry facts, optimization sidecars, later studies."""
+
+    results_dir: Path
+    units: list[Unit]
+    notes: list[str]
+    minfo: dict[str, ModelInfo]
+    tinfo: dict[str, TaskInfo]
+    models: list[str]  # local models first, then API ones; registry order within each
+    tasks: list[str]  # registry order
+    arm_names: list[str]  # baseline, optimized, then the other arms found, sorted
+    extra_arms: list[str]
+    unit: dict[ArmKey, Unit]
+    programs: dict[tuple[str, str], list[ProgramSidecar]]  # optimization sidecars by (model, task)
+    studies: StudyFiles
+
+    def program_for(self, model: str, task: str) -> ProgramSidecar | None:
+        """The optimization sidecar behind an optimized arm: matched by optimizer / program file, or the only one."""
+        return _program_for(self.unit, self.programs, model, task)
+
+
+def _program_for(unit: dict[ArmKey, Unit], programs: dict[tuple[str, str], list[ProgramSidecar]], model: str,
+                 task: str) -> ProgramSidecar | None:
+    u = unit.get(("optimized", model, task))
+    return pick_program(programs.get((model, task), []), u.meta.program if u is not None else None)
+
+
+def load_inputs(results_dir: Path, config: Config | None, resolver: TaskResolver | None) -> Inputs:
+    """Read and validate everything under results_dir; problems that do not stop consolidation become notes."""
+    if not results_dir.is_dir():
+        raise UserError(f"{results_dir}: results folder does not exist (give --results-dir)")
+    units, notes = load_units(results_dir, config.models if config else (), config.tasks if config else ())
+    if not units:
+        raise UserError(f"{results_dir}: no result CSVs found at its top level (nothing to consolidate)")
+    by_model: dict[str, list[Unit]] = defaultdict(list)
+    by_task: dict[str, list[Unit]] = defaultdict(list)
+    for u in units:
+        by_model[u.model].append(u)
+        by_task[u.task].append(u)
+    minfo = {m: model_info(m, us, config) for m, us in by_model.items()}
+    for mi in minfo.values():
+        if mi.source != "registry":
+            notes.append(f"model `{mi.key}` is not in the registry: kind '{mi.kind}' taken from its {mi.source}")
+    tinfo = {t: task_info(t, us, resolver or no_registry, config) for t, us in by_task.items()}
+    notes += [ti.note for ti in tinfo.values() if ti.note]
+    models = sorted(minfo, key=lambda m: (minfo[m].kind != "local", minfo[m].order, m))
+    tasks = sorted(tinfo, key=lambda t: (tinfo[t].order, t))
+    extra = sorted({u.arm for u in units} - set(MAIN_ARMS))
+    arm_names = [a for a in MAIN_ARMS if any(u.arm == a for u in units)] + extra
+    unit = {(u.arm, u.model, u.task): u for u in units}
+    # Sidecars that name no model/task are read from their file name: the optimizers that can appear there are the
+    # study's and the other arms in the results (each other arm is filed under its optimizer's name).
+    programs = load_programs(results_dir, tasks=set(tinfo) | set(config.tasks if config else []),
+                             optimizers=[STUDY_OPTIMIZER, *extra], notes=notes)
+    for u in (u for u in units if u.arm == "optimized"):  # whose sidecar describes another program than evaluated
+        ps = _program_for(unit, programs, u.model, u.task)
+        evaluated, described = u.meta.program.sha256, ps.meta.program_sha256 if ps else None
+        if ps and evaluated and described and evaluated != described:
+            notes.append(f"`{u.name}` was evaluated with program sha256 {evaluated[:12]}… but `{ps.path.name}` now "
+                         f"describes {described[:12]}… (re-optimized since?): its demo counts and optimization cost "
+                         f"may not belong to this result")
+    return Inputs(results_dir, units, notes, minfo, tinfo, models, tasks, arm_names, extra, unit, programs,
+                  StudyFiles.load(results_dir, notes))

@@ -1,7 +1,8 @@
 """The studies in the golden files: demo-count curves (phase 3) and the tipping point (phase 5).
 
-Both studies write their own CSVs (src/studies/demo_curves.py, src/studies/tipping_point/analyzer.py); this module reads them
-defensively (hand-edited or older files may lack columns) and turns them into report sections and plot data.
+Both studies write their own CSVs (src/studies/demo_curves.py, src/studies/tipping_point/analyzer.py); this module
+reads them defensively (hand-edited or older files may lack columns) and turns them into report sections and plot
+data.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from src.consolidation.format import ci_txt, compact, pct, pts, pval
 from src.report import Plot, Section, Table
+from src.results.naming import demo_curves_dir, tipping_dir
 
 Rows = list[dict[str, str]]
 
@@ -38,19 +40,21 @@ def _read_optional(path: Path, what: str, notes: list[str]) -> Rows | None:
 
 
 @dataclass
-class PhaseFiles:
+class StudyFiles:
+    """The later studies' own CSVs, each None when absent or unreadable (a note says which)."""
+
     curves: Rows | None          # demo_curves/demo_curve_results.csv
     decomposition: Rows | None   # demo_curves/decomposition.csv
     tipping: Rows | None         # tipping_point/summary.csv
     tipping_curve: Rows | None   # tipping_point/curve.csv
 
     @classmethod
-    def load(cls, results_dir: Path, notes: list[str]) -> PhaseFiles:
-        return cls(_read_optional(results_dir / "demo_curves" / "demo_curve_results.csv", "demo curves", notes),
-                   _read_optional(results_dir / "demo_curves" / "decomposition.csv", "demo-curve decomposition",
-                                  notes),
-                   _read_optional(results_dir / "tipping_point" / "summary.csv", "tipping point", notes),
-                   _read_optional(results_dir / "tipping_point" / "curve.csv", "tipping-point curve", notes))
+    def load(cls, results_dir: Path, notes: list[str]) -> StudyFiles:
+        curves, tipping = demo_curves_dir(results_dir), tipping_dir(results_dir)
+        return cls(_read_optional(curves / "demo_curve_results.csv", "demo curves", notes),
+                   _read_optional(curves / "decomposition.csv", "demo-curve decomposition", notes),
+                   _read_optional(tipping / "summary.csv", "tipping point", notes),
+                   _read_optional(tipping / "curve.csv", "tipping-point curve", notes))
 
     # -- plots -----------------------------------------------------------------------------------------------------
     def plot_data(self) -> dict[str, Any]:

@@ -1,0 +1,69 @@
+"""The statistics of one arm (a score with its interval) and of two arms compared on their shared examples."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from dataclasses import dataclass
+
+from src.consolidation.inputs import TaskInfo, Unit
+from src.results.record import record_score
+from src.stats.comparison import Metric, PairedDelta, paired_delta, score_interval
+
+
+@dataclass
+class ArmStat:
+    unit: Unit
+    n: int
+    score: float
+    lo: float
+    hi: float
+    method: str
+    n_correct: int
+
+
+@dataclass
+class Paired(PairedDelta):
+    """b vs a on their shared example ids (the fields of PairedDelta), with the two arms and Holm's verdict."""
+
+    a: Unit = None  # type: ignore[assignment]
+    b: Unit = None  # type: ignore[assignment]
+    holm_p: float = float("nan")
+    holm_reject: bool = False
+
+    @property
+    def significant(self) -> bool:
+        return self.verdict in ("improved", "hurt")
+
+
+def _seed(base: int, label: str) -> int:
+    """A resampling seed per comparison, so results do not depend on the order comparisons are made in."""
+    return (base * 1_000_003 + zlib.crc32(label.encode())) % (2**32)
+
+
+@dataclass(frozen=True)
+class ArmStatistics:
+    """Arm scores and paired comparisons under one resampling budget and seed."""
+
+    tinfo: dict[str, TaskInfo]
+    n_boot: int
+    seed: int
+
+    def _metric(self, task: str) -> Metric:
+        ti = self.tinfo[task]
+        return Metric(ti.binary, ti.aggregate, ti.mean_aggregate)
+
+    def arm(self, u: Unit) -> ArmStat:
+        scores = [record_score(r) for r in u.records]
+        seed = _seed(self.seed, f"arm|{u.arm}|{u.model}|{u.task}")
+        iv = score_interval(scores, self._metric(u.task), n_boot=self.n_boot, seed=seed)
+        return ArmStat(u, iv.n, iv.value, iv.lo, iv.hi, iv.method, sum(r.is_correct for r in u.records))
+
+    def paired(self, a: Unit, b: Unit, words: tuple[str, str] = ("lost", "gained")) -> Paired:
+        """b vs a on shared ids; `words` name the McNemar discordant pairs (a-only right, b-only right)."""
+        shared = [e for e in a.ids if e in b.by_id]
+        sa = [record_score(a.by_id[e]) for e in shared]
+        sb = [record_score(b.by_id[e]) for e in shared]
+        seed = _seed(self.seed, f"pair|{a.arm}|{a.model}|{b.arm}|{b.model}|{a.task}")
+        d = paired_delta(sa, sb, self._metric(a.task), n_boot=self.n_boot, seed=seed, words=words)
+        return Paired(**dataclasses.asdict(d), a=a, b=b)
