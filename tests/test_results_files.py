@@ -166,6 +166,8 @@ def test_sidecar_fields_of_the_wrong_type_fall_back_to_defaults():
     assert meta.status is None and meta.concurrency is None and meta.wall_s is None
     assert meta.examples.n == 0 and meta.unit == {} and meta.summary.n == 0
     assert UnitMeta.from_dict([1, 2, 3]).status is None  # not even an object
+    assert UnitMeta.from_dict({"concurrency": 2.0}).concurrency == 2  # a hand-edited integral float still counts
+    assert UnitMeta.from_dict({"concurrency": 2.5}).concurrency is None
 
 
 def test_program_and_checkpoint_sidecars_parse_their_nested_parts():

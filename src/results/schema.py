@@ -108,6 +108,8 @@ def _coerce(value: Any, hint: Any) -> Any:
     if base is bool:
         return value if isinstance(value, bool) else _INVALID
     if base is int:
+        if isinstance(value, float) and value.is_integer():  # a hand-edited "2.0" is still two
+            return int(value)
         return value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
     if base is float:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _INVALID
