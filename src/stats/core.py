@@ -15,19 +15,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from itertools import product
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 Aggregate = Callable[[list[Any]], float]
 
-Z_95 = 1.959963984540054  # two-sided 95% normal quantile
+Z_95 = NormalDist().inv_cdf(0.975)  # two-sided 95% normal quantile, exactly (1.959963984540054), not 1.96
 
 
 # ---- intervals -----------------------------------------------------------------------------------------------
 
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion k/n (default z=1.96: 95%).
+def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion k/n (default z = Phi^-1(0.975): 95%).
 
     Behaves well at k=0 and k=n, where the normal (Wald) interval collapses. n=0 gives (nan, nan).
     """

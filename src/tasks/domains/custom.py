@@ -14,7 +14,7 @@ from src.tasks.metrics import (
     match_label,
     max_over_golds,
     numbers_equal,
-    parse_number,
+    parse_exact_number,
     parse_yes_no,
     rouge,
     token_f1,
@@ -127,8 +127,8 @@ class CustomTask(Task):
             if value is None:
                 extras["answer_unrecognised"] = 1.0
         elif m == "numeric":
-            value = parse_number(text)
-            score = float(any(numbers_equal(value, parse_number(g)) for g in example.gold))
+            value = parse_exact_number(text)
+            score = float(any(numbers_equal(value, parse_exact_number(g)) for g in example.gold))
             if value is None:
                 extras["answer_unrecognised"] = 1.0
         elif m == "label":
