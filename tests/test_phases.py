@@ -189,7 +189,7 @@ def test_tipping_point_runner_checkpoints_and_resumes(embedded_config, tmp_path)
 # ---- honest selection and multiplicity (issue 11) -----------------------------------------------------------------
 
 def test_selection_split_is_seeded_order_free_and_disjoint():
-    from src.studies.selection import selection_split
+    from src.stats.selection import selection_split
 
     ids = [f"e{i}" for i in range(21)]
     a, b = selection_split(ids)
@@ -199,7 +199,7 @@ def test_selection_split_is_seeded_order_free_and_disjoint():
 
 
 def test_best_n_is_chosen_on_one_half_and_scored_on_the_other():
-    from src.studies.selection import choose_best, selection_split
+    from src.stats.selection import choose_best, selection_split
     from src.tasks.example import Score
 
     ids = [f"e{i}" for i in range(40)]
@@ -224,7 +224,7 @@ def test_holm_within_a_pair_controls_false_positives_under_the_null():
     import numpy as np
 
     from src.stats import core as stats
-    from src.studies.selection import holm_within
+    from src.stats.selection import holm_within
 
     rng = np.random.default_rng(12)
     pairs, raw_hits, holm_hits = 3000, 0, 0

@@ -6,7 +6,7 @@ score(n=0), each with a paired 95% CI. Every condition is an evaluation unit (re
 accumulate pairs across runs.
 
 The best n is chosen on a seeded half of the eval examples and reported (best_score, and its paired lift over the
-baseline with CI and p) on the other half only (studies.selection): choosing and testing on the same examples would
+baseline with CI and p) on the other half only (stats.selection): choosing and testing on the same examples would
 overstate it.
 """
 
@@ -41,7 +41,7 @@ from src.results.naming import (
 from src.results.record import record_score
 from src.results.schema import ProgramMeta
 from src.stats.comparison import Metric, paired_delta, score_interval
-from src.studies.selection import choose_best, selection_split
+from src.stats.selection import choose_best, selection_split
 
 if TYPE_CHECKING:
     from src.backends.session import ModelSession

@@ -3,7 +3,7 @@ the regime; writes results/tipping_point/curve.csv and summary.csv (which the co
 
 Multiplicity: a pair is tested at every n > 0, so its p-values are Holm-corrected within the pair (the family is the
 pair's n values; column `correction` says so); a verdict, the smallest significant n and the regime all use the
-corrected p. Selection: the best n is chosen on a seeded half of the eval examples (studies.selection) and its
+corrected p. Selection: the best n is chosen on a seeded half of the eval examples (stats.selection) and its
 score, lift, CI and p are measured on the other half only (columns best_n_selected_on / best_tested_on)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from src.results.naming import tipping_dir
 from src.results.record import record_score
 from src.results.schema import TippingCheckpoint
 from src.stats.comparison import Metric, paired_delta, score_interval
-from src.studies.selection import choose_best, holm_within, selection_split
+from src.stats.selection import choose_best, holm_within, selection_split
 from src.studies.tipping_point.regimes import classify_regime
 from src.tasks import get_task
 from src.tasks.example import Score

@@ -1,5 +1,7 @@
-"""Honest selection for the studies: a "best n" is chosen on one half of the eval examples and tested on the other,
-and a family of tests within one (model, task) pair is Holm-corrected.
+"""Honest selection: a "best" condition (the best n of the demo curves and the tipping point; the scoreboard's best
+local model, for consolidation) is chosen on one half of the eval examples and tested on the other, and a family of
+tests within one (model, task) pair is Holm-corrected. Pure functions over ids and scores (no project imports
+beyond stats.core).
 
 Choosing the best of several conditions on the eval set and then testing it on the same set overstates it (the
 winner's curse). The eval examples are therefore split, by a seeded permutation of their ids that does not depend
@@ -30,15 +32,16 @@ def selection_split(ids: Sequence[str], seed: int = SELECTION_SEED) -> tuple[lis
     return [i for i in ids if i in chosen], [i for i in ids if i not in chosen]
 
 
-def choose_best(candidates: dict[int, dict[str, Any]], ids: Sequence[str],
-                aggregate: Callable[[list[Any]], float]) -> int | None:
-    """The candidate (e.g. a demo count n) with the highest corpus score on `ids`; ties go to the smallest n.
-    `candidates` maps n -> {example id: Score}."""
+def choose_best(candidates: dict[Any, dict[str, Any]], ids: Sequence[str],
+                aggregate: Callable[[list[Any]], float]) -> Any | None:
+    """The candidate (a demo count n, or a model key) with the highest corpus score on `ids`; ties go to the
+    smallest key. `candidates` maps key -> {example id: Score}; candidates missing an id are not eligible."""
     usable = {n: scores for n, scores in candidates.items() if all(i in scores for i in ids)}
     if not usable or not ids:
         return None
     value = {n: aggregate([scores[i] for i in ids]) for n, scores in usable.items()}
-    return max(value, key=lambda n: (value[n], -n))
+    best = max(value.values())
+    return min(n for n, v in value.items() if v == best)
 
 
 @dataclass(frozen=True)
