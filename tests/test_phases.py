@@ -65,6 +65,9 @@ def test_demo_curve_writes_curve_and_decomposition(embedded_config, tmp_path):
                                                       - by[("optimized_instructions", "0")])
     assert float(dec["demo_ci_low"]) <= float(dec["demo_effect"]) <= float(dec["demo_ci_high"])
     assert int(dec["best_n"]) in (0, 1, 2) and dec["k"] == "2"
+    # best n chosen on 3 of the 6 examples, its score and lift over the baseline measured on the other 3
+    assert dec["best_n_selected_on"] == "eval half A (3 examples)" and dec["best_tested_on"] == "eval half B (3 examples)"
+    assert float(dec["best_vs_baseline_ci_low"]) <= float(dec["best_vs_baseline"]) <= float(dec["best_vs_baseline_ci_high"])
 
 
 # ---- phase 4 ---------------------------------------------------------------------------------------------------
@@ -163,6 +166,12 @@ def test_tipping_point_runner_checkpoints_and_resumes(embedded_config, tmp_path)
     assert summary["n_values"] == "[0, 1]" and summary["seeds"] == "2"
     curve = _rows(tmp_path / "tipping_point" / "curve.csv")
     assert [x["n"] for x in curve] == ["0", "1"]
+    # the family its p-values are corrected over, and where the best n was chosen and tested
+    assert summary["correction"] == "Holm over this pair's 1 n value(s)"
+    assert summary["best_n"] == "1" and summary["best_n_selected_on"] == "eval half A (2 examples)"
+    assert summary["best_tested_on"] == "eval half B (3 examples)"
+    assert [x["correction"] for x in curve] == ["", summary["correction"]]
+    assert float(curve[1]["p_holm"]) == pytest.approx(float(curve[1]["p"]))  # a family of one
 
     # A long run killed part-way: one cell's checkpoint is missing; only that cell runs again.
     lost = tmp_path / "tipping_point" / "checkpoints" / "smollm2-135m_analysis_n1_seed20.json"
@@ -175,3 +184,60 @@ def test_tipping_point_runner_checkpoints_and_resumes(embedded_config, tmp_path)
     assert lost.is_file()
     assert (tmp_path / "tipping_point" / "checkpoints" / "smollm2-135m_analysis_n1_seed10.json").read_bytes() == kept
     assert time.time() - t0 < 120
+
+
+# ---- honest selection and multiplicity (issue 11) -----------------------------------------------------------------
+
+def test_selection_split_is_seeded_order_free_and_disjoint():
+    from src.stats.selection import selection_split
+
+    ids = [f"e{i}" for i in range(21)]
+    a, b = selection_split(ids)
+    assert len(a) == 10 and len(b) == 11 and not set(a) & set(b) and set(a) | set(b) == set(ids)
+    assert selection_split(list(reversed(ids))) == (list(reversed(a)), list(reversed(b)))  # order does not matter
+    assert selection_split(ids, seed=1) != (a, b)
+
+
+def test_best_n_is_chosen_on_one_half_and_scored_on_the_other():
+    from src.stats.selection import choose_best, selection_split
+    from src.tasks.example import Score
+
+    ids = [f"e{i}" for i in range(40)]
+    select, test = selection_split(ids)
+
+    def scores(right: set[str]):
+        return {i: Score(float(i in right), i in right, "") for i in ids}
+
+    # n=2 is perfect on the selection half only; n=1 is perfect on the test half only
+    curve = {0: scores(set()), 1: scores(set(test)), 2: scores(set(select))}
+    mean = lambda xs: sum(s.score for s in xs) / len(xs)  # noqa: E731
+    assert choose_best(curve, select, mean) == 2
+    assert mean([curve[2][i] for i in test]) == 0.0  # what gets reported: no winner's curse
+    assert choose_best({1: scores(set()), 3: scores(set())}, select, mean) == 1  # ties: the smallest n
+    assert choose_best(curve, [], mean) is None
+
+
+def test_holm_within_a_pair_controls_false_positives_under_the_null():
+    """Simulated pairs with no true effect at any of 5 n values (McNemar exact on 50 examples): calling a pair
+    responsive when ANY raw p < 0.05 gives more false positives than the 5% the word "significant" promises;
+    Holm within the pair keeps them at or under 5%. (CIs are taken as excluding 0, the worst case for the test.)"""
+    import numpy as np
+
+    from src.stats import core as stats
+    from src.stats.selection import holm_within
+
+    rng = np.random.default_rng(12)
+    pairs, raw_hits, holm_hits = 3000, 0, 0
+    for _ in range(pairs):
+        base = rng.random(50) < 0.5
+        tests = {}
+        for n in (1, 2, 3, 5, 8):
+            arm = np.where(rng.random(50) < 0.4, rng.random(50) < 0.5, base)  # same accuracy, correlated with base
+            b, c = int(np.sum(base & ~arm)), int(np.sum(~base & arm))
+            tests[n] = (0.01 if c >= b else -0.01, 0.001 if c >= b else -0.02, 0.02 if c >= b else -0.001,
+                        stats.mcnemar_exact(b, c))
+        raw_hits += any(t[3] < 0.05 for t in tests.values())
+        holm_hits += any(r.verdict != "no detectable effect" for r in holm_within(tests).values())
+    raw_rate, holm_rate = raw_hits / pairs, holm_hits / pairs
+    assert holm_rate <= 0.05 + 3 * (0.05 * 0.95 / pairs) ** 0.5
+    assert raw_rate > holm_rate

@@ -17,15 +17,23 @@ from src.stats import core as stats
 # ---- Wilson ------------------------------------------------------------------------------------------------------
 
 def test_wilson_hand_worked():
-    # k=8, n=10, z=1.96: centre (0.8 + 1.9208/10) / 1.38416 = 0.71675; half-width 1.96*sqrt(0.016 + 0.009604)/1.38416
+    # z is Phi^-1(0.975) exactly, not the rounded 1.96 (which moved bounds by ~1e-5)
+    z = 1.959963984540054
+    assert stats.Z_95 == pytest.approx(z, abs=1e-15)
+    z2 = z * z
+    # k=8, n=10: centre (0.8 + z^2/20) / (1 + z^2/10); half-width z*sqrt(0.016 + z^2/400)/(1 + z^2/10)
     lo, hi = stats.wilson_interval(8, 10)
+    centre, half = (0.8 + z2 / 20) / (1 + z2 / 10), z * math.sqrt(0.016 + z2 / 400) / (1 + z2 / 10)
+    assert lo == pytest.approx(centre - half, abs=1e-12) and hi == pytest.approx(centre + half, abs=1e-12)
     assert lo == pytest.approx(0.4902, abs=5e-4) and hi == pytest.approx(0.9433, abs=5e-4)
-    # k=0: lower bound exactly 0, upper z^2/(n+z^2) = 3.8416/13.8416
+    # k=0: lower bound exactly 0, upper z^2/(n+z^2)
     lo, hi = stats.wilson_interval(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(3.8416 / 13.8416, abs=1e-6)
-    # k=n=50: upper bound exactly 1, lower n/(n+z^2) = 50/53.8416
+    assert lo == 0.0 and hi == pytest.approx(z2 / (10 + z2), abs=1e-12)
+    # k=n=50: upper bound exactly 1, lower n/(n+z^2)
     lo, hi = stats.wilson_interval(50, 50)
-    assert hi == 1.0 and lo == pytest.approx(50 / 53.8416, abs=1e-6)
+    assert hi == 1.0 and lo == pytest.approx(50 / (50 + z2), abs=1e-12)
+    # the old z = 1.96 is still available explicitly
+    assert stats.wilson_interval(0, 10, z=1.96)[1] == pytest.approx(3.8416 / 13.8416, abs=1e-12)
     assert all(math.isnan(x) for x in stats.wilson_interval(0, 0))
     with pytest.raises(ValueError):
         stats.wilson_interval(11, 10)

@@ -317,12 +317,26 @@ _NER_GOLD = {"PER": ["Peter Blackburn"], "ORG": ["EU"], "LOC": [], "MISC": ["Ger
     {"persons": '["Peter Blackburn"', "organizations": "EU", "locations": "None", "miscellaneous": "German, British"},
     {"persons": "```json\n[\"Peter Blackburn\"]\n```", "organizations": "['EU']", "locations": "[]",
      "miscellaneous": "- German\n- British"},
-    {"persons": ["peter  blackburn"], "organizations": [{"text": "EU"}], "locations": None,
+    {"persons": ["Peter  Blackburn"], "organizations": [{"text": "EU"}], "locations": None,
      "miscellaneous": '["German", "British",]'},
 ])
 def test_malformed_entity_lists_are_read(config, outputs):
     s = get_task("extraction", config).score(_ex(_NER_GOLD), outputs)
     assert s.score == 1.0 and s.correct and s.extras["tp"] == 4.0
+
+
+def test_entity_f1_is_strict_with_a_lenient_variant_beside_it(config):
+    """Primary = exact (span tokens, type) as seqeval matches CoNLL spans: case and punctuation count; the old
+    case/punctuation-blind matching survives only as extras["lenient_f1"]."""
+    task = get_task("extraction", config)
+    s = task.score(_ex(_NER_GOLD), {"persons": ["peter blackburn"], "organizations": ["EU ,"], "locations": [],
+                                    "miscellaneous": ["German", "British"]})
+    # strict: German, British right; "peter blackburn" and "EU ," wrong -> tp 2, fp 2, fn 2
+    assert (s.extras["tp"], s.extras["fp"], s.extras["fn"]) == (2.0, 2.0, 2.0) and s.score == pytest.approx(0.5)
+    assert s.extras["lenient_f1"] == 1.0 and s.extras["lenient_tp"] == 4.0
+    # whitespace between tokens is free: spans are token sequences
+    assert task.score(_ex(_NER_GOLD), {"persons": [" Peter\tBlackburn "], "organizations": ["EU"],
+                                       "miscellaneous": ["German", "British"]}).score == 1.0
 
 
 def test_entity_f1_counts(config):

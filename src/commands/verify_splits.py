@@ -1,12 +1,16 @@
-"""Prove each task's optimizer-train/dev/eval splits are pairwise disjoint and (--gold) that gold answers score 100%.
+"""Prove each task's optimizer-train/dev/eval splits are pairwise disjoint, by row and by source group, and (--gold)
+that gold answers score 100%.
 
     python -m src.verify_splits [--data auto|hub|mirror|builtin] [--tasks all|a,b] [--gold]
                                 [--train-size N] [--dev-size N]
 
 Train/dev come from src.tasks.splits.optimization_splits (--train-size/--dev-size as an optimization preset takes
 them; default dev = 20% of the train split, at most 100, the rest train).
-Exit status: 0 when every selected task passes, 1 when any split overlaps, any gold answer fails its own
-metric or a task cannot be loaded, 2 for a usage error.
+Columns: "rows" = examples whose input text appears in another set (pairs train/dev, train/eval, dev/eval, summed);
+"groups" = examples sharing a source (BoolQ passage, StrategyQA term, HotpotQA supporting title, XSum document,
+SQuAD article) with another set, including the whole train split against eval; "-" where a task has no grouping.
+Exit status: 0 when every selected task passes, 1 when any split overlaps by row or group, any gold answer fails
+its own metric or a task cannot be loaded, 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from src.tasks.verify import TaskCheck, check_task
 
 
 def print_report(checks: list[TaskCheck], gold: bool, out=sys.stdout) -> None:
-    header = f"{'task':<16}{'train':>8}{'dev':>6}{'eval':>7}  {'of train split':>14}  disjoint"
+    header = f"{'task':<16}{'train':>8}{'dev':>6}{'eval':>7}  {'of train split':>14}  {'rows':>4}  {'groups':>6}"
     if gold:
         header += "  gold"
     print(header, file=out)
@@ -34,20 +38,37 @@ def print_report(checks: list[TaskCheck], gold: bool, out=sys.stdout) -> None:
         if c.error:
             print(f"{c.task:<16}FAILED: {c.error}", file=out)
             continue
-        overlaps = [f"{k}={v}" for k, v in c.overlaps.items() if v]
-        line = f"{c.task:<16}{c.train:>8}{c.dev:>6}{c.eval:>7}  {c.n_train_split:>14}  " \
-               f"{'yes' if not overlaps else 'NO (' + ', '.join(overlaps) + ')':<8}"
+        rows = sum(c.overlaps.values())
+        groups = str(sum(c.group_overlaps.values())) if c.grouped_by else "-"
+        line = f"{c.task:<16}{c.train:>8}{c.dev:>6}{c.eval:>7}  {c.n_train_split:>14}  {rows:>4}  {groups:>6}"
         if gold:
             line += f"  {c.gold:.4f}" + ("" if c.gold >= 1.0 - 1e-9 else
                                          f" FAILED ({len(c.gold_failures)}: {', '.join(c.gold_failures[:5])})")
         print(line, file=out)
     notes = [(c.task, n) for c in checks if not c.error for n in
-             c.notes + ([f"{c.eval_duplicates} eval examples repeat another eval input"] if c.eval_duplicates else [])]
+             c.notes + ([f"{c.eval_duplicates} eval examples repeat another eval input"] if c.eval_duplicates else [])
+             + _overlap_notes(c)]
     sources = sorted({c.source for c in checks if c.source})
     if sources:
         print(f"source: {', '.join(sources)}", file=out)
     for task, note in notes:
         print(f"  note {task}: {note}", file=out)
+
+
+def _overlap_notes(c: TaskCheck) -> list[str]:
+    """The grouping each grouped task uses, and where any row or group overlap is."""
+    out = []
+    if c.grouping:
+        g = c.grouping
+        out.append(f"grouped by {g['by']}: {g['train_groups']} groups in train, {g['eval_groups']} in eval "
+                   f"({g['rule']})")
+    rows = [f"{k}={v}" for k, v in c.overlaps.items() if v]
+    groups = [f"{k}={v}" for k, v in c.group_overlaps.items() if v]
+    if rows:
+        out.append("ROW OVERLAP: " + ", ".join(rows))
+    if groups:
+        out.append(f"GROUP OVERLAP ({c.grouped_by}): " + ", ".join(groups))
+    return out
 
 
 def main() -> int:
@@ -82,6 +103,6 @@ def main() -> int:
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1
-    what = "splits pairwise disjoint" + (", gold answers score 100%" if args.gold else "")
+    what = "splits pairwise disjoint by row and group" + (", gold answers score 100%" if args.gold else "")
     print(f"ok: {len(checks)} task(s): {what}")
     return 0

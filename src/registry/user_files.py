@@ -123,6 +123,8 @@ def _custom_task(path: Path, where: str, key: str, entry: dict) -> TaskSpec:
         raise ConfigError(f"{path}: {where}: 'inputs' must be a non-empty list of field names")
     if not isinstance(entry["output"], str) or not entry["output"].isidentifier():
         raise ConfigError(f"{path}: {where}: 'output' must be a field name")
+    if entry.get("group_field") is not None and not (isinstance(entry["group_field"], str) and entry["group_field"]):
+        raise ConfigError(f"{path}: {where}: 'group_field' must be a column name")
     labels = entry.get("labels")
     if entry["metric"] == "label" and not (isinstance(labels, list) and labels):
         raise ConfigError(f"{path}: {where}: metric 'label' needs a non-empty 'labels' list")
@@ -132,6 +134,8 @@ def _custom_task(path: Path, where: str, key: str, entry: dict) -> TaskSpec:
         "inputs": inputs, "output": entry["output"], "gold": entry["gold"], "metric": entry["metric"],
         "instructions": entry.get("instructions", ""), "labels": labels, "cot": bool(entry.get("cot", False)),
         "id_field": entry.get("id_field"),
+        # a column naming each record's source (e.g. a passage id): derived splits keep each source on one side
+        "group_field": entry.get("group_field"),
     }
     try:
         return TaskSpec(

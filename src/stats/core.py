@@ -15,19 +15,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from itertools import product
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 Aggregate = Callable[[list[Any]], float]
 
-Z_95 = 1.959963984540054  # two-sided 95% normal quantile
+Z_95 = NormalDist().inv_cdf(0.975)  # two-sided 95% normal quantile, exactly (1.959963984540054), not 1.96
 
 
 # ---- intervals -----------------------------------------------------------------------------------------------
 
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion k/n (default z=1.96: 95%).
+def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion k/n (default z = Phi^-1(0.975): 95%).
 
     Behaves well at k=0 and k=n, where the normal (Wald) interval collapses. n=0 gives (nan, nan).
     """
@@ -142,6 +143,9 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2.0 * binom_cdf_half(min(b, c), n))
 
 
+_TIE_RTOL = 1e-12  # relative tolerance for a permuted statistic to tie the observed one (float rounding only)
+
+
 # ---- permutation test --------------------------------------------------------------------------------------------
 
 def paired_permutation_test(a: Sequence[Any], b: Sequence[Any], *, aggregate: Aggregate | None = None,
@@ -169,7 +173,9 @@ def paired_permutation_test(a: Sequence[Any], b: Sequence[Any], *, aggregate: Ag
         if m == 0:
             return (1.0, "exact (no differing pairs)")
         observed = abs(d.sum())
-        tol = 1e-9 * max(1.0, float(np.abs(d).sum()))
+        # Ties are equal up to float rounding of a sum (~1e-15 relative), never "close": a 1e-9 tolerance counted
+        # near-ties of continuous scores as ties (found against scipy.stats.permutation_test).
+        tol = _TIE_RTOL * max(1.0, float(np.abs(d).sum()))
         if m <= exact_max_n:
             signs = np.array(list(product((1.0, -1.0), repeat=m)))
             stats = np.abs(signs @ d)
@@ -198,7 +204,7 @@ def paired_permutation_test(a: Sequence[Any], b: Sequence[Any], *, aggregate: Ag
         return aggregate(arm_b) - aggregate(arm_a)
 
     observed = abs(delta([False] * len(movable)))
-    tol = 1e-9 * max(1.0, observed)
+    tol = _TIE_RTOL * max(1.0, observed)
     m = len(movable)
     if m <= exact_max_n:
         stats = [abs(delta(s)) for s in product((False, True), repeat=m)]

@@ -4,6 +4,10 @@ n = 0..k, on the same eval examples as the baseline.
 Separates what optimization changed: instruction effect = score(n=0) - baseline; demo effect = score(n=k) -
 score(n=0), each with a paired 95% CI. Every condition is an evaluation unit (resumable); the curve files
 accumulate pairs across runs.
+
+The best n is chosen on a seeded half of the eval examples and reported (best_score, and its paired lift over the
+baseline with CI and p) on the other half only (stats.selection): choosing and testing on the same examples would
+overstate it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from src.results.naming import (
 from src.results.record import record_score
 from src.results.schema import ProgramMeta
 from src.stats.comparison import Metric, paired_delta, score_interval
+from src.stats.selection import choose_best, selection_split
 
 if TYPE_CHECKING:
     from src.backends.session import ModelSession
@@ -48,7 +53,9 @@ CURVE_COLUMNS = ["model", "task", "condition", "n_demos", "score", "ci_low", "ci
                  "elapsed_s", "phase1_delta"]
 DECOMPOSITION_COLUMNS = ["model", "task", "k", "baseline", "score_n0", "score_nk", "instruction_effect",
                          "instruction_ci_low", "instruction_ci_high", "instruction_p", "demo_effect", "demo_ci_low",
-                         "demo_ci_high", "demo_p", "best_n", "best_score", "n_examples"]
+                         "demo_ci_high", "demo_p", "best_n", "best_score", "n_examples", "best_n_selected_on",
+                         "best_tested_on", "best_vs_baseline", "best_vs_baseline_ci_low", "best_vs_baseline_ci_high",
+                         "best_vs_baseline_p"]
 
 
 @dataclass
@@ -177,15 +184,24 @@ def curve_pair(pair: CurvePair, session: ModelSession, data: TaskData, limit: in
     ids = [ex.id for ex in examples if ex.id in base and ex.id in n0 and ex.id in nk]
     instr = paired_delta([base[i] for i in ids], [n0[i] for i in ids], metric)
     demo = paired_delta([n0[i] for i in ids], [nk[i] for i in ids], metric)
-    curve = {n: metric.aggregate([scores_by_cond[("optimized_instructions", n)][i] for i in ids])
-             for n in range(k + 1) if ("optimized_instructions", n) in scores_by_cond}
-    best_n = max(curve, key=lambda n: (curve[n], -n))
+    curve = {n: scores_by_cond[("optimized_instructions", n)] for n in range(k + 1)
+             if ("optimized_instructions", n) in scores_by_cond}
+    select_ids, test_ids = selection_split(ids)
+    best_n = choose_best(curve, select_ids, metric.aggregate)
+    if best_n is None:  # too few examples to halve: the choice cannot be made honestly
+        best_cells: list[Any] = ["", "", "", ""] + [""] * 4
+    else:
+        best = paired_delta([base[i] for i in test_ids], [curve[best_n][i] for i in test_ids], metric)
+        best_cells = [best_n, csv_float(best.b_score), f"eval half A ({len(select_ids)} examples)",
+                      f"eval half B ({len(test_ids)} examples)", *map(csv_float, [best.delta, best.lo, best.hi,
+                                                                                   best.p])]
     numbers = [instr.a_score, instr.b_score, demo.b_score, instr.delta, instr.lo, instr.hi, instr.p,
                demo.delta, demo.lo, demo.hi, demo.p]
     print(f"  {m} x {task.key}: instruction effect {instr.delta:+.3f} [{instr.lo:+.3f}, {instr.hi:+.3f}] "
           f"({instr.verdict}); demo effect {demo.delta:+.3f} [{demo.lo:+.3f}, {demo.hi:+.3f}] "
-          f"({demo.verdict}); best n = {best_n}")
-    return rows, [m, task.key, k, *map(csv_float, numbers), best_n, csv_float(curve[best_n]), len(ids)], failed
+          f"({demo.verdict}); best n = {best_n if best_n is not None else '-'} (chosen on half of the examples, "
+          f"scored on the other half)")
+    return rows, [m, task.key, k, *map(csv_float, numbers), *best_cells[:2], len(ids), *best_cells[2:]], failed
 
 
 def merge_write(path: Path, columns: list[str], rows: list[list[Any]], key: tuple[int, ...]) -> None:
@@ -195,9 +211,10 @@ def merge_write(path: Path, columns: list[str], rows: list[list[Any]], key: tupl
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
-            if header == columns:
+            # A file from a version with fewer columns (a prefix of today's) keeps its rows, padded.
+            if header and header == columns[: len(header)]:
                 new_keys = {tuple(str(r[i]) for i in key) for r in rows}
-                kept = [r for r in reader if tuple(r[i] for i in key) not in new_keys]
+                kept = [r + [""] * (len(columns) - len(r)) for r in reader if tuple(r[i] for i in key) not in new_keys]
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(columns)

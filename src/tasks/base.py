@@ -27,6 +27,7 @@ class Task:
     signature: type[dspy.Signature]
     chain_of_thought: bool = False
     binary: bool = True  # primary score is 0/1 (Wilson intervals, McNemar) rather than continuous
+    group_by: str | None = None  # what examples' `group` keys name (e.g. "passage"); None: every row is its own
     correct_threshold: float = 1.0  # continuous metrics: score at or above this counts as correct
 
     def __init__(self, spec: TaskSpec, config: Config):

@@ -18,6 +18,10 @@ class TaskExample:
     labels: dict[str, Any]  # the signature's output fields filled with the gold answer (labelled demos, --gold)
     gold: Any  # what the metric compares against (JSON-serialisable)
     gold_text: str  # ground truth as written in result CSVs
+    # The example's sources (e.g. its passage, its StrategyQA term, its HotpotQA supporting titles): examples that
+    # share any of them are one group and never straddle a split. Empty: the example is its own group.
+    # Not part of the fingerprint, so a result's identity does not depend on it.
+    group: tuple[str, ...] = ()
 
 
 @dataclass
@@ -31,6 +35,11 @@ class Score:
 
 
 _WS = re.compile(r"\s+")
+
+
+def source_key(kind: str, text: str) -> str:
+    """A compact group key for a long source text (a passage, a document): kind + hash of its normalised text."""
+    return f"{kind}:{hashlib.sha1(normalize_input(text).encode()).hexdigest()[:16]}"
 
 
 def normalize_input(text: str) -> str:

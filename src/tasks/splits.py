@@ -36,11 +36,70 @@ def seeded_order(examples: list[TaskExample], seed: int) -> list[TaskExample]:
     return [examples[i] for i in order]
 
 
-def _partition(n: int, fraction: float, seed: int) -> set[int]:
-    """Indices of a seeded `fraction` of range(n): deterministic across machines and Python versions."""
-    order = list(range(n))
+def source_groups(examples: list[TaskExample]) -> list[int]:
+    """Each example's group: connected components of shared source keys (two examples sharing any key, directly
+    or through others, are one group). Groups are numbered by first appearance; keyless examples are their own."""
+    parent = list(range(len(examples)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, ex in enumerate(examples):
+        for key in ex.group:
+            if key in owner:
+                a, b = find(owner[key]), find(i)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            else:
+                owner[key] = i
+    numbers: dict[int, int] = {}
+    return [numbers.setdefault(find(i), len(numbers)) for i in range(len(examples))]
+
+
+def _members(groups: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        out.setdefault(g, []).append(i)
+    return out
+
+
+def _grouped_order(groups: list[int], seed: int) -> list[int]:
+    """Example indices, whole groups at a time, in a seeded order of the groups. With every example its own group
+    this is random.Random(seed).shuffle(range(n)): ungrouped tasks split exactly as before grouping existed."""
+    members = _members(groups)
+    order = list(range(len(members)))
     random.Random(seed).shuffle(order)
-    return set(order[: max(1, round(n * fraction))]) if n else set()
+    return [i for g in order for i in members[g]]
+
+
+def _take_groups(groups: list[int], order: list[int], count: int) -> list[int]:
+    """The leading indices of `order` (grouped order) covering whole groups until at least `count` are taken."""
+    taken: list[int] = []
+    for pos, i in enumerate(order):
+        if len(taken) >= count and (pos == 0 or groups[order[pos - 1]] != groups[i]):
+            break
+        taken.append(i)
+    return taken
+
+
+def _partition(examples: list[TaskExample], fraction: float, seed: int) -> set[int]:
+    """Indices of a seeded `fraction` of the examples, taken in whole source groups: deterministic across machines
+    and Python versions, and no group is split between the part and the rest."""
+    n = len(examples)
+    if not n:
+        return set()
+    groups = source_groups(examples)
+    return set(_take_groups(groups, _grouped_order(groups, seed), max(1, round(n * fraction))))
+
+
+def sharing(a: list[TaskExample], b: list[TaskExample]) -> int:
+    """How many examples of `b` share a source key with some example of `a` (0 when the sets are group-disjoint)."""
+    keys = {k for ex in a for k in ex.group}
+    return sum(1 for ex in b if any(k in keys for k in ex.group))
 
 
 def load_task_data(task: Task, source: Source) -> TaskData:
@@ -57,13 +116,13 @@ def load_task_data(task: Task, source: Source) -> TaskData:
     eval_examples = [task.example_from_record(r, i, spec.eval.split) for i, r in enumerate(eval_records)]
 
     if spec.train == spec.eval:
-        held_out = _partition(len(eval_examples), spec.eval_fraction, spec.split_seed)
+        held_out = _partition(eval_examples, spec.eval_fraction, spec.split_seed)
         train = [ex for i, ex in enumerate(eval_examples) if i not in held_out]
         evals = [ex for i, ex in enumerate(eval_examples) if i in held_out]
         notes.append(f"single split '{spec.eval.split}': {len(evals)} eval / {len(train)} train by seeded "
                      f"{spec.eval_fraction:.0%} hold-out (seed {spec.split_seed})")
     elif not train_src.has_split(spec.train):
-        moved = _partition(len(eval_examples), spec.derived_train_fraction, spec.split_seed)
+        moved = _partition(eval_examples, spec.derived_train_fraction, spec.split_seed)
         train = [ex for i, ex in enumerate(eval_examples) if i in moved]
         evals = [ex for i, ex in enumerate(eval_examples) if i not in moved]
         notes.append(f"{train_src.describe()} has no '{spec.train.split}' split of {spec.train.folder}: derived "
@@ -84,7 +143,13 @@ def load_task_data(task: Task, source: Source) -> TaskData:
     kept = [ex for ex in train if task.dedup_key(ex) not in eval_keys]
     if len(kept) != len(train):
         notes.append(f"dropped {len(train) - len(kept)} train examples whose input text also appears in eval")
-    train = _dedup(task, kept)
+    # Real splits that share sources (a custom dataset's): train keeps only examples whose sources eval lacks.
+    eval_sources = {k for ex in evals for k in ex.group}
+    separate = [ex for ex in kept if not any(k in eval_sources for k in ex.group)]
+    if len(separate) != len(kept):
+        notes.append(f"dropped {len(kept) - len(separate)} train examples that share their {task.group_by or 'source'} "
+                     f"with an eval example")
+    train = _dedup(task, separate)
     provenance = {
         "source": eval_src.describe(),
         "train_source": train_src.describe(),
@@ -96,9 +161,20 @@ def load_task_data(task: Task, source: Source) -> TaskData:
         "n_eval": len(evals),
         "eval_fingerprint": fingerprint(evals),
         "train_fingerprint": fingerprint(train),
+        "grouping": grouping_record(task, train, evals),
         "notes": notes,
     }
     return TaskData(train=train, eval=evals, provenance=provenance)
+
+
+def grouping_record(task: Task, train: list[TaskExample], evals: list[TaskExample]) -> dict[str, Any] | None:
+    """What provenance records about the split's grouping: what examples are grouped by, how many groups each
+    side has, and how many eval examples share a source with train (0 by construction)."""
+    if not task.group_by:
+        return None
+    return {"by": task.group_by, "rule": "connected components of shared sources; whole groups go to one side",
+            "train_groups": len(set(source_groups(train))), "eval_groups": len(set(source_groups(evals))),
+            "eval_sharing_with_train": sharing(train, evals)}
 
 
 def _dedup(task: Task, examples: list[TaskExample]) -> list[TaskExample]:
@@ -113,11 +189,13 @@ def _dedup(task: Task, examples: list[TaskExample]) -> list[TaskExample]:
 
 
 def split_train_dev(train: list[TaskExample], train_size: int | None, dev_size: int, seed: int) -> tuple[list, list]:
-    """Divide the train split into an optimizer train set and a dev set (for picking the best seed), disjointly."""
-    order = list(range(len(train)))
-    random.Random(seed).shuffle(order)
-    dev_idx = order[:dev_size]
-    rest = order[dev_size:]
+    """Divide the train split into an optimizer train set and a dev set (for picking the best seed), disjointly
+    and in whole source groups (dev may then hold a few more than dev_size examples; ungrouped tasks get exactly
+    dev_size, the same examples as before grouping existed)."""
+    groups = source_groups(train)
+    order = _grouped_order(groups, seed)
+    dev_idx = _take_groups(groups, order, dev_size) if dev_size else []
+    rest = order[len(dev_idx):]
     if train_size:
         rest = rest[:train_size]
     return [train[i] for i in sorted(rest)], [train[i] for i in sorted(dev_idx)]

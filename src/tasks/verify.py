@@ -1,5 +1,6 @@
-"""Proof that a task's splits are sound: optimizer-train, dev and eval pairwise disjoint, and (--gold) every gold
-answer scoring 100% through the task's own metric."""
+"""Proof that a task's splits are sound: optimizer-train, dev and eval pairwise disjoint by row AND by source group
+(no eval example shares its passage / term / supporting article / document with a training example), and (--gold)
+every gold answer scoring 100% through the task's own metric."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from src.errors import UserError
 from src.tasks.base import Task
 from src.tasks.example import Score, TaskExample
 from src.tasks.sources import Source
-from src.tasks.splits import load_task_data, optimization_splits
+from src.tasks.splits import load_task_data, optimization_splits, sharing
 
 
 @dataclass
@@ -23,6 +24,10 @@ class TaskCheck:
     dev: int = 0
     eval: int = 0
     overlaps: dict[str, int] = field(default_factory=dict)  # "train/eval" -> shared input texts
+    # "train/eval" -> examples of the second set sharing a source group with the first; {} when not grouped
+    group_overlaps: dict[str, int] = field(default_factory=dict)
+    grouped_by: str | None = None
+    grouping: dict | None = None
     eval_duplicates: int = 0
     gold: float | None = None
     gold_failures: list[str] = field(default_factory=list)
@@ -33,7 +38,8 @@ class TaskCheck:
     @property
     def ok(self) -> bool:
         gold_ok = self.gold is None or self.gold >= 1.0 - 1e-9
-        return not self.error and not any(self.overlaps.values()) and gold_ok
+        return not self.error and not any(self.overlaps.values()) and not any(self.group_overlaps.values()) \
+            and gold_ok
 
 
 def check_task(task: Task, source: Source, gold: bool, workers: int, train_size: int | None = None,
@@ -53,6 +59,13 @@ def check_task(task: Task, source: Source, gold: bool, workers: int, train_size:
         for a, b in (("train", "dev"), ("train", "eval"), ("dev", "eval")):
             out.overlaps[f"{a}/{b}"] = len(sets[a] & sets[b])
         out.eval_duplicates = len(keys["eval"]) - len(sets["eval"])
+        out.grouped_by, out.grouping = task.group_by, data.provenance.get("grouping")
+        if task.group_by:
+            parts = {"train": train, "dev": dev, "eval": data.eval}
+            for a, b in (("train", "dev"), ("train", "eval"), ("dev", "eval")):
+                out.group_overlaps[f"{a}/{b}"] = sharing(parts[a], parts[b])
+            # the whole train split (before the optimizer's train/dev division) against eval, as leakage is measured
+            out.group_overlaps["train split/eval"] = sharing(data.train, data.eval)
         if gold:
             scores = score_gold(task, data.eval, workers)
             out.gold = task.aggregate(scores) if scores else 1.0

@@ -1,5 +1,10 @@
 """Tipping-point analysis: per (model, task), the score at each n (seed-averaged, paired against the baseline) and
-the regime; writes results/tipping_point/curve.csv and summary.csv (which the consolidator's report shows)."""
+the regime; writes results/tipping_point/curve.csv and summary.csv (which the consolidator's report shows).
+
+Multiplicity: a pair is tested at every n > 0, so its p-values are Holm-corrected within the pair (the family is the
+pair's n values; column `correction` says so); a verdict, the smallest significant n and the regime all use the
+corrected p. Selection: the best n is chosen on a seeded half of the eval examples (stats.selection) and its
+score, lift, CI and p are measured on the other half only (columns best_n_selected_on / best_tested_on)."""
 
 from __future__ import annotations
 
@@ -17,15 +22,17 @@ from src.results.naming import tipping_dir
 from src.results.record import record_score
 from src.results.schema import TippingCheckpoint
 from src.stats.comparison import Metric, paired_delta, score_interval
+from src.stats.selection import choose_best, holm_within, selection_split
 from src.studies.tipping_point.regimes import classify_regime
 from src.tasks import get_task
 from src.tasks.example import Score
 
 CURVE_COLUMNS = ["model", "task", "n", "seeds", "score", "ci_low", "ci_high", "delta", "delta_ci_low",
-                 "delta_ci_high", "p", "verdict", "n_examples", "optimization_calls"]
+                 "delta_ci_high", "p", "verdict", "n_examples", "optimization_calls", "p_holm", "correction"]
 SUMMARY_COLUMNS = ["model", "task", "regime", "baseline", "baseline_ci_low", "baseline_ci_high", "best_n",
                    "best_score", "smallest_significant_n", "lift_at_best", "lift_ci_low", "lift_ci_high",
-                   "p_at_best", "n_values", "seeds", "n_examples", "too_hard_below", "already_solved_above"]
+                   "p_at_best", "n_values", "seeds", "n_examples", "too_hard_below", "already_solved_above",
+                   "correction", "best_n_selected_on", "best_tested_on"]
 
 
 def _seed_mean(per_seed: list[dict[str, Score]], ids: list[str]) -> list[Score]:
@@ -73,30 +80,41 @@ def analyze(results_dir: Path, config: Config) -> Path:
         ids = [i for i in base if all(i in s for runs in by_n.values() for s in runs)]
         base_scores = [base[i] for i in ids]
         biv = score_interval(base_scores, metric)
-        verdicts, deltas = {}, {}
+        deltas, averages, metrics, rows = {}, {}, {}, []
         for n in sorted(by_n):
             runs = by_n[n]
             avg = _seed_mean(runs, ids)
             m_n = metric if len(runs) == 1 else averaged
+            averages[n], metrics[n] = dict(zip(ids, avg)), m_n
             iv = score_interval(avg, m_n)
-            if n == 0:
-                row_delta = None
-            else:
-                d = paired_delta(base_scores, avg, m_n)
-                verdicts[n], deltas[n], row_delta = d.verdict, d, d
-            d_cells = [row_delta.delta, row_delta.lo, row_delta.hi, row_delta.p] if row_delta else [None] * 4
-            curve_rows.append([model, task_key, n, len(runs), *map(csv_float, [iv.value, iv.lo, iv.hi, *d_cells]),
-                               row_delta.verdict if row_delta else "", len(ids), calls[n]])
-        regime, smallest = classify_regime(biv.value, verdicts)
-        best_n = max(deltas, key=lambda n: (deltas[n].delta, -n)) if deltas else None
-        best = deltas.get(best_n) if best_n is not None else None
+            if n:
+                deltas[n] = paired_delta(base_scores, avg, m_n)
+            rows.append((n, len(runs), iv))
+        family = f"Holm over this pair's {len(deltas)} n value(s)" if deltas else ""
+        corrected = holm_within({n: (d.delta, d.lo, d.hi, d.p) for n, d in deltas.items()})
+        for n, seeds, iv in rows:
+            d, c = deltas.get(n), corrected.get(n)
+            d_cells = [d.delta, d.lo, d.hi, d.p] if d else [None] * 4
+            curve_rows.append([model, task_key, n, seeds, *map(csv_float, [iv.value, iv.lo, iv.hi, *d_cells]),
+                               c.verdict if c else "", len(ids), calls[n], csv_float(c.p_adjusted if c else None),
+                               family if c else ""])
+        regime, smallest = classify_regime(biv.value, {n: c.verdict for n, c in corrected.items()})
+        # Best n: chosen on one half of the examples, reported on the other (no winner's curse).
+        select_ids, test_ids = selection_split(ids)
+        best_n = choose_best({n: averages[n] for n in deltas}, select_ids, task.aggregate)
+        best = None
+        if best_n is not None and test_ids:
+            best = paired_delta([base[i] for i in test_ids], [averages[best_n][i] for i in test_ids],
+                                metrics[best_n])
         best_cells = [best.b_score, best.delta, best.lo, best.hi, best.p] if best else [None] * 5
         b_score, lift, lift_lo, lift_hi, p_best = map(csv_float, best_cells)
+        selected_on = f"eval half A ({len(select_ids)} examples)" if best_n is not None else ""
+        tested_on = f"eval half B ({len(test_ids)} examples)" if best is not None else ""
         summary_rows.append([model, task_key, regime, *map(csv_float, [biv.value, biv.lo, biv.hi]),
                              "" if best_n is None else best_n, b_score, "" if smallest is None else smallest,
                              lift, lift_lo, lift_hi, p_best, json.dumps(sorted(by_n)),
                              max(len(v) for k, v in by_n.items() if k) if len(by_n) > 1 else 0, len(ids),
-                             TOO_HARD_BELOW, ALREADY_SOLVED_ABOVE])
+                             TOO_HARD_BELOW, ALREADY_SOLVED_ABOVE, family, selected_on, tested_on])
     _write(root / "curve.csv", CURVE_COLUMNS, curve_rows)
     _write(root / "summary.csv", SUMMARY_COLUMNS, summary_rows)
     for r in summary_rows:

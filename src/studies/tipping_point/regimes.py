@@ -13,8 +13,9 @@ def classify_regime(baseline: float, verdicts: dict[int, str], too_hard_below: f
 
     The baseline decides first, as in the original study: below `too_hard_below` the model cannot do the task at
     all, above `solved_above` there is little left to gain (both bounds strict: exactly 10% is not too hard).
-    Otherwise the pair is responsive when some n gives a significant lift (paired CI above 0 and p < 0.05), else
-    resistant. The smallest significant n is reported whatever the regime.
+    Otherwise the pair is responsive when some n gives a significant lift (paired CI above 0 and p < 0.05, the p
+    Holm-corrected over the pair's n values by the analyzer), else resistant. The smallest significant n is
+    reported whatever the regime.
     """
     lifted = sorted(n for n, v in verdicts.items() if v == "improved")
     smallest = lifted[0] if lifted else None

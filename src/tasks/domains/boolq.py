@@ -7,7 +7,7 @@ from typing import Any
 import dspy
 
 from src.tasks.base import YesNoTask
-from src.tasks.example import TaskExample
+from src.tasks.example import TaskExample, source_key
 from src.tasks.metrics import yes_no_text
 
 
@@ -21,6 +21,7 @@ class AnswerFromPassage(dspy.Signature):
 
 class AnalysisTask(YesNoTask):
     signature = AnswerFromPassage
+    group_by = "passage"  # several questions per passage: a derived split keeps a passage on one side
 
     def example_from_record(self, record: dict[str, Any], index: int, split: str) -> TaskExample:
         gold = bool(record["answer"])
@@ -30,6 +31,7 @@ class AnalysisTask(YesNoTask):
             labels={"answer": yes_no_text(gold)},
             gold=gold,
             gold_text=yes_no_text(gold),
+            group=(source_key("passage", record["passage"]),),
         )
 
 

@@ -116,15 +116,29 @@ def spans_from_tags(tokens: list[str], tags: list[str]) -> list[tuple[str, str]]
     return spans
 
 
-def normalize_entity(text: str) -> str:
-    """Case-insensitive, and blind to the spaces CoNLL's tokenisation puts around punctuation ("Lincoln 's")."""
+def entity_key(text: str) -> tuple[str, ...]:
+    """The strict match key of an entity: its tokens (CoNLL spans are token sequences, so only the whitespace
+    between tokens is free). Case and punctuation count, as in seqeval's exact (span, type) matching."""
+    return tuple(str(text).split())
+
+
+def lenient_key(text: str) -> tuple[str, ...]:
+    """A LENIENT key (secondary metric only): case-insensitive, trailing , ; : " ' stripped and blind to the
+    spaces CoNLL's tokenisation puts around punctuation ("Lincoln 's" == "lincoln's")."""
     text = " ".join(str(text).split()).casefold().strip(" \"'`,;:")
-    return re.sub(r"\s*([^\w\s])\s*", r"\1", text)
+    return (re.sub(r"\s*([^\w\s])\s*", r"\1", text),) if text else ()
 
 
-def entity_counts(by_type: dict[str, list[str]]) -> Counter:
-    return Counter((kind, normalize_entity(t)) for kind, texts in by_type.items() for t in texts
-                   if normalize_entity(t))
+def entity_counts(by_type: dict[str, list[str]], key=entity_key) -> Counter:
+    """Multiset of (type, key) over every listed entity; entries whose key is empty are not entities."""
+    return Counter((kind, key(t)) for kind, texts in by_type.items() for t in texts if key(t))
+
+
+def match_counts(predicted: dict[str, list[str]], gold: dict[str, list[str]], key=entity_key) -> tuple[int, int, int]:
+    """(tp, fp, fn) of predicted against gold entities, matched on (type, key)."""
+    pred, ref = entity_counts(predicted, key), entity_counts(gold, key)
+    tp = sum((pred & ref).values())
+    return tp, sum(pred.values()) - tp, sum(ref.values()) - tp
 
 
 def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
@@ -136,9 +150,12 @@ def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 
 
 class ExtractionTask(Task):
-    """Per-example score = entity F1; corpus score = micro-F1 over summed tp/fp/fn (aggregate).
+    """Per-example score = strict entity F1 (exact span tokens and type, seqeval's matching on CoNLL); corpus
+    score = micro-F1 over the summed tp/fp/fn (aggregate), the number seqeval reports.
 
-    correct = the example's F1 is 1.0 (every entity found with the right type, nothing extra).
+    correct = the example's F1 is 1.0 (every entity found with the right type, nothing extra). A LENIENT variant
+    (case- and punctuation-insensitive, see lenient_key) rides along in extras as lenient_tp/fp/fn and
+    lenient_f1; it is never the primary metric.
     """
 
     signature = ExtractEntities
@@ -172,13 +189,12 @@ class ExtractionTask(Task):
 
     def score(self, example: TaskExample, outputs: dict[str, Any]) -> Score:
         predicted = {kind: coerce_entities(outputs.get(field)) for field, kind in FIELD_TYPES.items()}
-        pred, gold = entity_counts(predicted), entity_counts(example.gold)
-        tp = sum((pred & gold).values())
-        fp = sum(pred.values()) - tp
-        fn = sum(gold.values()) - tp
+        tp, fp, fn = match_counts(predicted, example.gold)
         precision, recall, f1 = prf(tp, fp, fn)
+        ltp, lfp, lfn = match_counts(predicted, example.gold, lenient_key)
         extras = {"tp": float(tp), "fp": float(fp), "fn": float(fn), "precision": round(precision, 6),
-                  "recall": round(recall, 6)}
+                  "recall": round(recall, 6), "lenient_tp": float(ltp), "lenient_fp": float(lfp),
+                  "lenient_fn": float(lfn), "lenient_f1": round(prf(ltp, lfp, lfn)[2], 6)}
         return Score(f1, f1 == 1.0, json.dumps(predicted, ensure_ascii=False), extras)
 
     def aggregate(self, scores: list[Score]) -> float:

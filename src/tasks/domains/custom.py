@@ -14,7 +14,7 @@ from src.tasks.metrics import (
     match_label,
     max_over_golds,
     numbers_equal,
-    parse_number,
+    parse_exact_number,
     parse_yes_no,
     rouge,
     token_f1,
@@ -48,7 +48,8 @@ def lookup(record: dict[str, Any], path: str) -> Any:
 
 
 class CustomTask(Task):
-    """Options (from tasks.json via src.registry): inputs, output, gold, metric, instructions, labels, cot, id_field.
+    """Options (from tasks.json via src.registry): inputs, output, gold, metric, instructions, labels, cot, id_field,
+    group_field (a column naming each record's source; rows sharing one never straddle a derived split).
 
     gold may name a list column (any element counts as right, max over golds) or a ClassLabel column (its
     names are read from the source, or from `labels` by index).
@@ -64,6 +65,8 @@ class CustomTask(Task):
         self.labels: list[str] | None = list(opts["labels"]) if opts.get("labels") else None
         self.gold_names: list[str] | None = None
         self.chain_of_thought = bool(opts.get("cot"))
+        self.group_field: str | None = opts.get("group_field")
+        self.group_by = self.group_field
         self.binary = self.metric_name not in ("token_f1", "rouge_l")
         if self.metric_name == "rouge_l":
             self.correct_threshold = ROUGE_CORRECT_THRESHOLD
@@ -108,12 +111,22 @@ class CustomTask(Task):
         else:
             gold = [str(g) for g in golds]
             shown = gold[0] if gold else ""
+        group: tuple[str, ...] = ()
+        if self.group_field:
+            try:
+                source = lookup(record, self.group_field)
+            except KeyError:
+                raise UserError(f"task '{self.key}': records have no group column '{self.group_field}' "
+                                f"(columns: {', '.join(record)})") from None
+            values = source if isinstance(source, list) else [source]
+            group = tuple(f"{self.group_field}:{as_text(v)}" for v in values if v not in (None, ""))
         return TaskExample(
             id=self.record_id(record, index, split, self.spec.options.get("id_field")),
             inputs={n: as_text(record[n]) for n in self.inputs},
             labels={self.output: shown},
             gold=gold,
             gold_text=shown if self.metric_name == "yes_no" else " | ".join(gold),
+            group=group,
         )
 
     def score(self, example: TaskExample, outputs: dict[str, Any]) -> Score:
@@ -127,8 +140,8 @@ class CustomTask(Task):
             if value is None:
                 extras["answer_unrecognised"] = 1.0
         elif m == "numeric":
-            value = parse_number(text)
-            score = float(any(numbers_equal(value, parse_number(g)) for g in example.gold))
+            value = parse_exact_number(text)
+            score = float(any(numbers_equal(value, parse_exact_number(g)) for g in example.gold))
             if value is None:
                 extras["answer_unrecognised"] = 1.0
         elif m == "label":

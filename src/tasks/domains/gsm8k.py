@@ -1,4 +1,4 @@
-"""GSM8K (task key "math"): word problems solved with chain of thought, scored by exact numeric match."""
+"""GSM8K (task key "math"): word problems solved with chain of thought, scored by exact numeric (decimal) match."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import dspy
 
 from src.tasks.base import Task
 from src.tasks.example import Score, TaskExample, as_text
-from src.tasks.metrics import numbers_equal, parse_number
+from src.tasks.metrics import numbers_equal, parse_exact_number
 
 
 class SolveWordProblem(dspy.Signature):
@@ -44,8 +44,8 @@ class MathTask(Task):
 
     def score(self, example: TaskExample, outputs: dict[str, Any]) -> Score:
         text = as_text(outputs.get("answer"))
-        value = parse_number(text)
-        ok = numbers_equal(value, float(example.gold))
+        value = parse_exact_number(text)
+        ok = numbers_equal(value, parse_exact_number(example.gold))
         extras = {} if value is not None else {"answer_unrecognised": 1.0}
         return Score(float(ok), ok, text, extras)
 

@@ -20,9 +20,17 @@ class AnswerMultiHopQuestion(dspy.Signature):
     answer: str = dspy.OutputField(desc="the answer only, usually 1-5 words (or yes / no)")
 
 
+def supporting_titles(record: dict[str, Any]) -> tuple[str, ...]:
+    """The Wikipedia titles of the record's supporting facts, as group keys."""
+    facts = record.get("supporting_facts") or {}
+    titles = facts.get("title", []) if isinstance(facts, dict) else [f[0] for f in facts if f]
+    return tuple(sorted({f"title:{t}" for t in titles}))
+
+
 class QATask(Task):
     # Closed-book as in the original study: the distractor paragraphs are not given to the model.
     signature = AnswerMultiHopQuestion
+    group_by = "supporting titles"  # questions that share a supporting article stay on one side of a split
 
     def example_from_record(self, record: dict[str, Any], index: int, split: str) -> TaskExample:
         gold = record["answer"]
@@ -32,6 +40,7 @@ class QATask(Task):
             labels={"answer": gold},
             gold=gold,
             gold_text=gold,
+            group=supporting_titles(record),
         )
 
     def score(self, example: TaskExample, outputs: dict[str, Any]) -> Score:

@@ -24,6 +24,7 @@ class AgenticTask(YesNoTask):
     # the facts only serve as the worked reasoning of labelled demos.
     signature = AnswerStrategyQuestion
     chain_of_thought = True
+    group_by = "term"  # questions written about the same term share facts: one side of the split per term
 
     def example_from_record(self, record: dict[str, Any], index: int, split: str) -> TaskExample:
         gold = bool(record["answer"])
@@ -34,6 +35,7 @@ class AgenticTask(YesNoTask):
             labels={"reasoning": facts, "answer": yes_no_text(gold)},
             gold=gold,
             gold_text=yes_no_text(gold),
+            group=(f"term:{record['term']}",) if record.get("term") else (),
         )
 
 

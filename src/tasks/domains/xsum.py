@@ -7,7 +7,7 @@ from typing import Any
 import dspy
 
 from src.tasks.base import Task
-from src.tasks.example import Score, TaskExample, as_text
+from src.tasks.example import Score, TaskExample, as_text, source_key
 from src.tasks.metrics import rouge
 
 
@@ -29,6 +29,7 @@ class SynthesisTask(Task):
     signature = SummarizeArticle
     binary = False
     correct_threshold = 0.3
+    group_by = "document"  # the same article never sits on both sides of a derived split
 
     def example_from_record(self, record: dict[str, Any], index: int, split: str) -> TaskExample:
         gold = record["summary"]
@@ -38,6 +39,7 @@ class SynthesisTask(Task):
             labels={"summary": gold},
             gold=gold,
             gold_text=gold,
+            group=(source_key("document", record["document"]),),
         )
 
     def score(self, example: TaskExample, outputs: dict[str, Any]) -> Score:
