@@ -17,7 +17,7 @@ from src.tasks import get_task
 from src.tasks.example import TaskExample
 from src.tasks.domains.humaneval import HumanEvalPackageSource
 from src.tasks.sources import FolderSource
-from src.sandbox import isolation, run_python
+from src.sandbox import host, isolation, run_python
 from src.sandbox.host import MAX_OUTPUT_CHARS
 
 MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -225,12 +225,34 @@ def test_hostile_solutions_score_zero_through_the_code_task(code_task, humaneval
     assert scores["infinite loop"].extras.get("status_timeout") == 1.0
 
 
+SYSTEM_PYTHON = "/usr/bin/python3.11"
+
+
+def test_plain_fallback_never_runs_generated_code_as_root(monkeypatch):
+    """Without namespaces a root host must drop to a throwaway uid; where that uid cannot reach the interpreter
+    (a pyenv under /root), the run is refused rather than executed as root."""
+    if os.geteuid() != 0:
+        pytest.skip("a root host's rule")
+    monkeypatch.delenv(host.PYTHON_ENV, raising=False)
+    exe, prefix = host._interpreter()
+    if host._world_reachable(exe) and host._world_reachable(prefix):
+        pytest.skip("this interpreter is reachable by any uid: the refusal does not apply")
+    refused = run_python("import os\nprint(os.getuid())\n", 10, mode="plain")
+    assert refused.status == "error" and "refusing to run generated code as root" in refused.reason
+    assert refused.stdout == ""
+
+
 def test_plain_fallback_still_limits_and_strips(monkeypatch):
-    """The fallback used where namespaces are refused: guard + rlimits + clean env + temp dir."""
+    """The fallback used where namespaces are refused: guard + rlimits + clean env + temp dir, never as root."""
+    if os.geteuid() == 0:
+        if not (os.path.exists(SYSTEM_PYTHON) and host._world_reachable(SYSTEM_PYTHON)):
+            pytest.skip("no world-reachable interpreter for the unprivileged uid of plain mode")
+        monkeypatch.setenv(host.PYTHON_ENV, SYSTEM_PYTHON)
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
-    ok = run_python("import os\nprint(os.getcwd() == os.path.expanduser('~'))\nprint(dict(os.environ))\n", 10,
-                    mode="plain")
-    assert ok.passed and ok.stdout.startswith("True") and FAKE_KEY not in ok.stdout
+    ok = run_python("import os\nprint(os.getcwd() == os.path.expanduser('~'))\nprint(dict(os.environ))\n"
+                    "print('uid', os.getuid())\n", 10, mode="plain")
+    assert ok.passed and ok.stdout.startswith("True") and FAKE_KEY not in ok.stdout, ok
+    assert "uid 0" not in ok.stdout
     assert run_python(MEMORY_BOMB, 5, mode="plain").status == "failed"
     assert run_python(INFINITE_LOOP, 1.5, mode="plain").status == "timeout"
     net = run_python("import socket\nsocket.socket()\n", 5, mode="plain")
