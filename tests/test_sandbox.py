@@ -17,8 +17,8 @@ from src.tasks import get_task
 from src.tasks.example import TaskExample
 from src.tasks.domains.humaneval import HumanEvalPackageSource
 from src.tasks.sources import FolderSource
-from src.sandbox import host, isolation, run_python
-from src.sandbox.host import MAX_OUTPUT_CHARS
+from src.sandbox import host, isolation, run_python, runner
+from src.sandbox.runner import MAX_OUTPUT_CHARS
 
 MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FAKE_KEY = "sk-fake-canary-" + uuid.uuid4().hex
@@ -234,8 +234,8 @@ def test_plain_fallback_never_runs_generated_code_as_root(monkeypatch):
     if os.geteuid() != 0:
         pytest.skip("a root host's rule")
     monkeypatch.delenv(host.PYTHON_ENV, raising=False)
-    exe, prefix = host._interpreter()
-    if host._world_reachable(exe) and host._world_reachable(prefix):
+    exe, prefix = runner.interpreter()
+    if runner.world_reachable(exe) and runner.world_reachable(prefix):
         pytest.skip("this interpreter is reachable by any uid: the refusal does not apply")
     refused = run_python("import os\nprint(os.getuid())\n", 10, mode="plain")
     assert refused.status == "error" and "refusing to run generated code as root" in refused.reason
@@ -245,7 +245,7 @@ def test_plain_fallback_never_runs_generated_code_as_root(monkeypatch):
 def test_plain_fallback_still_limits_and_strips(monkeypatch):
     """The fallback used where namespaces are refused: guard + rlimits + clean env + temp dir, never as root."""
     if os.geteuid() == 0:
-        if not (os.path.exists(SYSTEM_PYTHON) and host._world_reachable(SYSTEM_PYTHON)):
+        if not (os.path.exists(SYSTEM_PYTHON) and runner.world_reachable(SYSTEM_PYTHON)):
             pytest.skip("no world-reachable interpreter for the unprivileged uid of plain mode")
         monkeypatch.setenv(host.PYTHON_ENV, SYSTEM_PYTHON)
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
