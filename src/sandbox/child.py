@@ -258,9 +258,11 @@ def _become_worker(spec: dict, code: str, judge, requests: int, replies: int) ->
             except BaseException:  # noqa: BLE001 - the program may have closed or replaced it
                 pass
 
-    judge.run_worker(code, module.__dict__, requests, replies, flush)
-    flush()
-    _REAL_EXIT(0)
+    try:
+        judge.run_worker(code, module.__dict__, requests, replies, flush)
+    finally:  # whatever happens (a closed pipe, MemoryError), never unwind into init's frames in this process
+        flush()
+        _REAL_EXIT(0)
 
 
 def _become_checker(spec: dict, check: dict | None, judge, requests: int, replies: int, report: int) -> None:

@@ -38,13 +38,18 @@ import os
 import threading
 from dataclasses import dataclass
 
+from src.errors import UserError
 from src.sandbox import lifetime
 from src.sandbox.isolate import namespace_id
 from src.sandbox.runner import (CHILD, DEFAULT_LIMITS, MAX_OUTPUT_CHARS, NO_NAMESPACES_ENV, PYTHON_ENV, SAFE_PATH,
                                 Check, ExecResult, Limits, interpreter, run_once, uid_slot)
 
 __all__ = ["DEFAULT_LIMITS", "MAX_OUTPUT_CHARS", "NO_NAMESPACES_ENV", "PYTHON_ENV", "Check", "ExecResult",
-           "Isolation", "Limits", "isolation", "run_checked", "run_python"]
+           "Isolation", "Limits", "SandboxUnavailable", "isolation", "run_checked", "run_python"]
+
+class SandboxUnavailable(UserError):
+    """No sandbox mode works on this machine (not even the plain fallback)."""
+
 
 @dataclass(frozen=True)
 class Isolation:
@@ -218,6 +223,4 @@ def _probe() -> Isolation:
                          private_root=not facts["host_paths_visible"], user_namespace=user_ns,
                          uid_dropped=uid_dropped, nproc_enforced=nproc, notes=tuple(notes),
                          cgroup=cgroups is not None, no_capabilities=facts["cap_eff"] == 0)
-    from src.errors import UserError  # host side only: the child must not import the project
-
-    raise UserError("the code sandbox cannot run anything on this machine: " + "; ".join(notes))
+    raise SandboxUnavailable("the code sandbox cannot run anything on this machine: " + "; ".join(notes))

@@ -91,6 +91,10 @@ def encode(value: object, other, depth: int = 0) -> object:
         return [encode(v, other, depth + 1) for v in value]
     base = next((b for b in _BASE_TYPES if issubclass(t, b)), None)
     if base is None:
+        if t is type or t is type(len):  # a builtin class or function, by name (MBPP 533 passes `int`)
+            name = type.__dict__["__name__"].__get__(value) if t is type else value.__name__
+            if vars(builtins).get(name) is value:
+                return {"t": "builtin", "v": name}
         return other(value)
     if base is bool or base is int:
         return int.__int__(value)  # exact int even for an IntEnum or an int subclass
@@ -113,28 +117,30 @@ def encode(value: object, other, depth: int = 0) -> object:
     return data if base is list else {"t": base.__name__, "v": data}
 
 
-def decode(data: object, on_handle, depth: int = 0) -> object:
-    """Wire data as exact built-in values (handles through `on_handle(id, type_name)`); ProtocolError otherwise."""
+def decode(data: object, on_handle, depth: int = 0, *, any_builtin: bool = False) -> object:
+    """Wire data as exact built-in values (handles through `on_handle(id, type_name)`); ProtocolError otherwise.
+    A builtin named on the wire is rebuilt only if it is a class (the checker never receives a builtin function
+    it might call), unless `any_builtin` (the worker's side, which trusts nothing anyway)."""
     if depth > MAX_DEPTH:
         raise ProtocolError("value nested too deeply")
     t = type(data)
     if data is None or t is bool or t is int or t is float or t is str:
         return data
     if t is list:
-        return [decode(v, on_handle, depth + 1) for v in data]
+        return [decode(v, on_handle, depth + 1, any_builtin=any_builtin) for v in data]
     if t is not dict or type(data.get("t")) is not str:
         raise ProtocolError(f"unexpected {t.__name__} on the wire")
     tag, v = data["t"], data.get("v")
     try:
         if tag in ("tuple", "set", "frozenset"):
-            items = [decode(x, on_handle, depth + 1) for x in _list(v)]
+            items = [decode(x, on_handle, depth + 1, any_builtin=any_builtin) for x in _list(v)]
             return {"tuple": tuple, "set": set, "frozenset": frozenset}[tag](items)
         if tag == "dict":
             out = {}
             for pair in _list(v):
                 if type(pair) is not list or len(pair) != 2:
                     raise ProtocolError("a dict item is not a [key, value] pair")
-                out[decode(pair[0], on_handle, depth + 1)] = decode(pair[1], on_handle, depth + 1)
+                out[decode(pair[0], on_handle, depth + 1, any_builtin=any_builtin)] = decode(pair[1], on_handle, depth + 1, any_builtin=any_builtin)
             return out
         if tag in ("bytes", "bytearray") and type(v) is str:
             return (bytes if tag == "bytes" else bytearray).fromhex(v)
@@ -144,6 +150,9 @@ def decode(data: object, on_handle, depth: int = 0) -> object:
             return range(*v)
         if tag == "h" and type(v) is int and type(data.get("n", "")) is str:
             return on_handle(v, data.get("n", "object"))
+        if tag == "builtin" and type(v) is str and (obj := vars(builtins).get(v)) is not None \
+                and (any_builtin or type(obj) is type):
+            return obj
     except TypeError as exc:  # e.g. an unhashable value as a set element or dict key
         raise ProtocolError(f"bad {tag}: {exc}") from None
     raise ProtocolError(f"unknown or malformed value tag {tag!r}")
@@ -225,13 +234,13 @@ def _perform(msg: object, namespace: dict, handles: _Handles) -> object:
         return namespace[name]
     target = handles.get(msg.get("h"), "")
     if op == "call":
-        args = decode(msg.get("a", []), handles.get)
-        kwargs = decode({"t": "dict", "v": msg.get("k", [])}, handles.get)
+        args = decode(msg.get("a", []), handles.get, any_builtin=True)
+        kwargs = decode({"t": "dict", "v": msg.get("k", [])}, handles.get, any_builtin=True)
         return target(*args, **kwargs)
     if op == "getattr":
         return getattr(target, msg.get("n"))
     if op == "setattr":
-        setattr(target, msg.get("n"), decode(msg.get("v"), handles.get))
+        setattr(target, msg.get("n"), decode(msg.get("v"), handles.get, any_builtin=True))
         return None
     if op == "iter":
         return iter(target)
@@ -240,7 +249,7 @@ def _perform(msg: object, namespace: dict, handles: _Handles) -> object:
     if op == "len":
         return len(target)
     if op == "getitem":
-        return target[decode(msg.get("k"), handles.get)]
+        return target[decode(msg.get("k"), handles.get, any_builtin=True)]
     raise ProtocolError(f"unknown operation {op!r}")
 
 

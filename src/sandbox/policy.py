@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from src.errors import UserError
-from src.sandbox.host import Isolation, isolation
+from src.sandbox.host import Isolation, SandboxUnavailable, isolation
 
 UNSAFE_FLAG = "--unsafe-exec"
 _unsafe_exec = False
@@ -24,11 +24,18 @@ def unsafe_exec_allowed() -> bool:
 
 def require_isolation() -> Isolation:
     """The sandbox's isolation, or a UserError when it has no kernel layers and the user did not opt in."""
-    iso = isolation()
+    try:
+        iso = isolation()
+    except SandboxUnavailable as exc:
+        if _unsafe_exec:
+            raise
+        raise UserError(f"the code sandbox has no kernel isolation on this machine and refuses to run generated "
+                        f"code without it (rerun with {UNSAFE_FLAG} to accept only rlimits and an interpreter "
+                        f"guard): {exc}") from None
     if not iso.kernel_isolation and not _unsafe_exec:
-        raise UserError(f"the code sandbox has no kernel isolation on this machine ({iso.summary()}); generated "
-                        f"code would run with only an interpreter guard between it and this host. Rerun with "
-                        f"{UNSAFE_FLAG} to accept that")
+        raise UserError(f"the code sandbox has no kernel isolation on this machine and refuses to run generated "
+                        f"code without it (rerun with {UNSAFE_FLAG} to accept only rlimits and an interpreter "
+                        f"guard): {iso.summary()}")
     return iso
 
 
