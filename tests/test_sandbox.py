@@ -261,6 +261,14 @@ def test_plain_fallback_still_limits_and_strips(monkeypatch):
     assert net.status == "failed" and "socket" in net.reason
     rm = run_python("import shutil, os\nshutil.rmtree(os.path.expanduser('~'))\n", 5, mode="plain")
     assert rm.status == "failed" and "shutil.rmtree" in rm.reason
+    # no private root: writes stay in the run's folder (the stdlib the checker imports is out of reach)
+    import random as stdlib_module
+
+    plant = run_python(f"open('scratch.txt', 'w').write('ok')\nopen({stdlib_module.__file__!r}, 'a')\n", 5,
+                       mode="plain")
+    assert plant.status == "failed" and "writing" in plant.reason and "not allowed" in plant.reason
+    snoop = run_python(f"open('/proc/{os.getpid()}/environ', 'rb').read()\n", 5, mode="plain")
+    assert snoop.status == "failed" and "not allowed" in snoop.reason
 
 
 def test_temporary_directories_are_removed():
@@ -271,3 +279,23 @@ def test_temporary_directories_are_removed():
     run_python(INFINITE_LOOP, 1.0)
     after = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("ia-sandbox-")}
     assert after - before == set()
+
+
+def test_the_child_side_modules_import_only_the_standard_library():
+    """child.py, isolate.py and judge.py run under `python -I -S` before site-packages and the project exist; child.py
+    loads the other two by file name, so they are held to the same rule as child.py (test_architecture)."""
+    import ast
+    import sys
+
+    here = Path(__file__).resolve().parents[1] / "src" / "sandbox"
+    for name in ("child.py", "isolate.py", "judge.py"):
+        imported = set()
+        for node in ast.walk(ast.parse((here / name).read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add((node.module or "").split(".")[0])
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "__import__":
+                imported |= {a.value for a in node.args if isinstance(a, ast.Constant)}
+        foreign = imported - set(sys.stdlib_module_names) - {"__future__", "isolate", "judge"}
+        assert not foreign, (name, foreign)

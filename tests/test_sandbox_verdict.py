@@ -151,6 +151,32 @@ def test_forgeries_fail_even_without_the_interpreter_guard(humaneval0):
     assert {n: r.reason for n, r in results.items() if r.passed} == {}
 
 
+def test_the_verdict_holds_in_user_namespace_mode_too(humaneval0):
+    """A non-root host's mode: program and checker share one uid there, so the checker's protection is being
+    non-dumpable and the program's lack of every capability."""
+    probe = run_checked("print(1)\n", None, 10, mode="userns")
+    if not probe.passed:
+        pytest.skip(f"no user namespaces here: {probe.reason}")
+    task = get_task("code", load_config())
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        def run(code: str):
+            program, check = task.program_parts(humaneval0, code)
+            return run_checked(program, check, 5.0, guard=False, mode="userns")
+        results = dict(zip(FORGERIES, pool.map(run, FORGERIES.values())))
+        control = run(CORRECT)
+    assert control.passed, control
+    assert {n: r.reason for n, r in results.items() if r.passed} == {}
+    snoop = ("import os\nfor pid in range(1, 8):\n    for what in ('mem', 'environ', 'maps'):\n        try:\n"
+             "            open(f'/proc/{pid}/{what}', 'rb').read(1)\n            if pid != os.getpid():\n"
+             "                print('READ', pid, what)\n        except OSError:\n            pass\n"
+             "    try:\n        for fd in os.listdir(f'/proc/{pid}/fd'):\n            try:\n"
+             "                os.close(os.open(f'/proc/{pid}/fd/{fd}', os.O_WRONLY | os.O_NONBLOCK))\n"
+             "                if pid != os.getpid():\n                    print('OPENED', pid, fd)\n"
+             "            except OSError:\n                pass\n    except OSError:\n        pass\n")
+    seen = run_checked(snoop, None, 10, guard=False, mode="userns")
+    assert seen.passed and "READ" not in seen.stdout and "OPENED" not in seen.stdout, seen.stdout
+
+
 def test_a_program_that_defines_the_tests_own_helpers_does_not_change_them():
     """HumanEval/32's test calls the prompt's poly(); a program that redefines poly to return 0 must not pass."""
     record = HumanEvalPackageSource().records(get_task("code", load_config()).spec.eval)[32]
@@ -159,6 +185,12 @@ def test_a_program_that_defines_the_tests_own_helpers_does_not_change_them():
     cheat = ("def poly(xs, x):\n    return 0.0\n\n\ndef find_zero(xs):\n    return 12345.0\n")
     assert not task.score(example, {"code": cheat}).correct
     assert task.score(example, dict(example.labels)).correct
+
+
+def test_big_ints_and_deep_values_are_legitimate_answers():
+    program = "def f(n):\n    out = 1\n    for i in range(2, n + 1):\n        out *= i\n    return [out, (out,)]\n"
+    tests = "import math\nassert f(3000) == [math.factorial(3000), (math.factorial(3000),)]\n"
+    assert run_checked(program, Check(tests=tests, bind=("f",)), 10).passed
 
 
 def test_the_tests_never_reach_the_programs_memory():

@@ -241,6 +241,7 @@ def _become_worker(spec: dict, code: str, judge, requests: int, replies: int) ->
         _iso.set_limits(spec, uid)
         import types
 
+        sys.set_int_max_str_digits(0)  # a big int is a legitimate answer; it crosses the wire as JSON text
         module = types.ModuleType("__sandbox__")  # not __main__: demo blocks under `if __name__ == "__main__"` skip
         sys.modules["__sandbox__"] = module
         if spec["guard"]:

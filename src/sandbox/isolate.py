@@ -188,11 +188,23 @@ def install_guard(private_root: bool) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
     blocked = _BLOCKED_EVENTS if private_root else _BLOCKED_EVENTS + _HOST_FS_EVENTS
+    # Without a private root, writes are allowed only in the run's own folder (the working directory): the host's
+    # files, including the standard library the checker imports, stay as they are.
+    writable = None if private_root else os.getcwd() + os.sep
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
     def hook(event: str, args: tuple) -> None:
         if event.startswith(blocked) or (event == "import" and args[0] in _BLOCKED_IMPORTS):
             raise PermissionError(f"{event} {args[0] if event == 'import' else ''}".rstrip()
                                   + " is not allowed in the sandbox")
+        if writable and event == "open" and isinstance(args[0], (str, bytes)):
+            path = os.path.abspath(os.fsdecode(args[0]))
+            if (args[2] or 0) & write_flags and not (path + os.sep).startswith(writable) and path != "/dev/null":
+                raise PermissionError(f"writing {path} is not allowed in the sandbox (only under {writable})")
+            # other processes' /proc entries (the host's descriptors and memory included) stay out of reach
+            parts = path.split(os.sep)
+            if len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and int(parts[2]) != os.getpid():
+                raise PermissionError(f"reading {path} is not allowed in the sandbox")
 
     sys.addaudithook(hook)
 
