@@ -50,6 +50,10 @@ __all__ = ["DEFAULT_LIMITS", "MAX_OUTPUT_CHARS", "NO_NAMESPACES_ENV", "PYTHON_EN
 class SandboxUnavailable(UserError):
     """No sandbox mode works on this machine (not even the plain fallback)."""
 
+    def __init__(self, message: str, why_no_namespaces: str = "") -> None:
+        super().__init__(message)
+        self.why_no_namespaces = why_no_namespaces
+
 
 @dataclass(frozen=True)
 class Isolation:
@@ -182,7 +186,7 @@ def _probe() -> Isolation:
     global _cgroups
     root_host = os.geteuid() == 0
     candidates = ["namespaces" if root_host else "userns", "plain"]
-    notes = []
+    notes: list[str] = []
     if os.environ.get(NO_NAMESPACES_ENV) == "1":
         candidates = ["plain"]
         notes.append(f"namespaces disabled by {NO_NAMESPACES_ENV}=1")
@@ -192,15 +196,18 @@ def _probe() -> Isolation:
     parent = lifetime.cgroup_parent()
     program = f"HOST_PATHS = {_host_paths()!r}\n" + _PROBE_PROGRAM
     for mode in candidates:
+        failures = []
         for cgroups in ([parent, None] if parent else [None]):
             with uid_slot() as slot:
                 res = run_once(program, None, 30.0, False, DEFAULT_LIMITS, mode, slot, cgroups)
             if res.passed:
                 break
-            what = f"{mode}{' with a cgroup' if cgroups else ''}"
-            notes.append(f"{what} unavailable ({res.reason or res.status}: {res.stderr.strip()[-160:]})")
-        if not res.passed:
+            failures.append(" ".join(f"{res.reason or res.status} {res.stderr.strip()[-160:]}".split()))
+        if not res.passed:  # one note per mode: the reason without a cgroup (the cgroup was not the problem)
+            notes.append(f"{mode} unavailable: {failures[-1]}")
             continue
+        if failures:
+            notes.append(f"no cgroup per run: {failures[0]}")
         try:
             facts = json.loads(res.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -223,4 +230,5 @@ def _probe() -> Isolation:
                          private_root=not facts["host_paths_visible"], user_namespace=user_ns,
                          uid_dropped=uid_dropped, nproc_enforced=nproc, notes=tuple(notes),
                          cgroup=cgroups is not None, no_capabilities=facts["cap_eff"] == 0)
-    raise SandboxUnavailable("the code sandbox cannot run anything on this machine: " + "; ".join(notes))
+    raise SandboxUnavailable("the code sandbox cannot run anything on this machine: " + "; ".join(notes),
+                             why_no_namespaces=notes[0])

@@ -23,20 +23,21 @@ def unsafe_exec_allowed() -> bool:
 
 
 def require_isolation() -> Isolation:
-    """The sandbox's isolation, or a UserError when it has no kernel layers and the user did not opt in."""
+    """The sandbox's isolation, or a one-line UserError when it has no kernel layers and the user did not opt in."""
     try:
         iso = isolation()
     except SandboxUnavailable as exc:
         if _unsafe_exec:
             raise
-        raise UserError(f"the code sandbox has no kernel isolation on this machine and refuses to run generated "
-                        f"code without it (rerun with {UNSAFE_FLAG} to accept only rlimits and an interpreter "
-                        f"guard): {exc}") from None
+        raise UserError(_refusal(exc.why_no_namespaces)) from None
     if not iso.kernel_isolation and not _unsafe_exec:
-        raise UserError(f"the code sandbox has no kernel isolation on this machine and refuses to run generated "
-                        f"code without it (rerun with {UNSAFE_FLAG} to accept only rlimits and an interpreter "
-                        f"guard): {iso.summary()}")
+        raise UserError(_refusal(iso.notes[0] if iso.notes else "no namespaces"))
     return iso
+
+
+def _refusal(why: str) -> str:
+    return (f"the code sandbox has no kernel isolation on this machine ({why}), so generated code would run with "
+            f"only rlimits and an interpreter guard around it; rerun with {UNSAFE_FLAG} to accept that")
 
 
 def provenance() -> dict[str, Any]:

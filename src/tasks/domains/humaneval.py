@@ -232,10 +232,12 @@ class CodeTask(Task):
             names = top_level_names(example.labels["code"])
         return mbpp_parts(completion, gold["tests"], gold.get("setup", ""), names)
 
-    def prepare(self, source: Source) -> None:
-        """Refuse, before any model is asked anything, to run generated code where the sandbox has no kernel
-        isolation, unless the user opted in (--unsafe-exec)."""
+    def program(self, chain_of_thought: bool | None = None) -> dspy.Module:
+        """Every runner builds (or loads) the program before its first LM call: that is where the code task
+        refuses to go on if the sandbox has no kernel isolation and the user did not opt in (--unsafe-exec).
+        Loading data or checking splits (verify_splits without --gold) runs no code and is not refused."""
         require_isolation()
+        return super().program(chain_of_thought)
 
     def score(self, example: TaskExample, outputs: dict[str, Any]) -> Score:
         text = as_text(outputs.get("code"))
