@@ -98,7 +98,10 @@ def isolation() -> Isolation:
     with _probe_lock:
         if _probed is None:
             try:
-                lifetime.clean_orphans(lifetime.cgroup_parent())
+                try:  # best effort: a folder we cannot remove must not break the sandbox
+                    lifetime.clean_orphans(lifetime.cgroup_parent())
+                except OSError:
+                    pass
                 _cache_child_bytecode()
                 _probed = _probe()
             except Exception as exc:  # noqa: BLE001 - remembered, so a broken machine is not re-probed per call
