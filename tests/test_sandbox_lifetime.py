@@ -220,3 +220,13 @@ def test_unsafe_exec_runs_without_namespaces_and_is_recorded(tmp_path):
     assert sidecars, "no sidecar records --unsafe-exec"
     run = next(s["run"] for s in sidecars if "run" in s)
     assert run["sandbox"]["unsafe_exec"] is True and "mode=plain" in run["sandbox"]["isolation"]
+
+
+def test_the_experiment_runner_forwards_unsafe_exec_to_every_stage_that_scores_code(embedded_config, tmp_path):
+    r = run_cli(["src.experiment", "--preset", "embedded", "--tasks", "code", "--limit", "2", "--dry-run",
+                 "--unsafe-exec", "--results-dir", str(tmp_path / "results")], timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    stages = [ln for ln in r.stdout.splitlines() if ln.strip().startswith("python -m src.")]
+    scoring = [ln for ln in stages if "consolidate" not in ln]
+    assert scoring and all(ln.rstrip().endswith("--unsafe-exec") or " --unsafe-exec" in ln for ln in scoring)
+    assert not [ln for ln in stages if "consolidate" in ln and "--unsafe-exec" in ln]

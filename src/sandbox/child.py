@@ -53,9 +53,10 @@ def _boot(spec_path: str) -> None:
             os.chdir(spec["work"])
         else:
             _iso.enter_private_root(spec)
+        rc = _init(spec, code, judge)  # init's own failures (a fork refused...) are the sandbox's too
     except BaseException as exc:  # noqa: BLE001 - any setup failure is the sandbox's, not the program's
         _setup_failed(exc)
-    _REAL_EXIT(_init(spec, code, judge))
+    _REAL_EXIT(rc)
 
 
 def _setup_failed(exc: BaseException) -> None:
