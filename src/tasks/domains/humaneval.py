@@ -88,7 +88,7 @@ def humaneval_parts(prompt: str, completion: str, test: str, entry_point: str) -
 def humaneval_program(prompt: str, completion: str, test: str, entry_point: str) -> str:
     """The whole HumanEval program as one file (program + test + check(...)), as the original harness ran it:
     for reading and debugging; scoring judges the parts separately (humaneval_parts)."""
-    program, check = humaneval_parts(prompt, completion, test, entry_point)
+    program, _ = humaneval_parts(prompt, completion, test, entry_point)
     return f"{program}\n{test}\n\ncheck({entry_point})\n"
 
 
