@@ -329,7 +329,18 @@ def test_malformed_wire_data_is_refused_not_trusted():
     assert judge.decode(judge.encode(len, _no_other), _no_handle, any_builtin=True) is len
 
 
+def test_intended_deviation_arguments_cross_by_value():
+    """Deviation from running program and tests in one interpreter, on purpose: values cross the wire as copies,
+    so a program that mutates its argument in place does not change the test's object (sharing it would hand the
+    program a live object of the checker). No HumanEval or MBPP test relies on it (164/164 and 974/974 pass)."""
+    program = "def f(xs):\n    xs.append(1)\n    return len(xs)\n"
+    tests = "xs = []\nassert f(xs) == 1\nassert xs == []\n"
+    assert run_checked(program, Check(tests=tests, bind=("f",)), 10).passed
+
+
 def test_a_remote_object_has_identity_equality_and_no_truth_value():
+    """Deviation on purpose: a program's own object never decides `==` or truth (in one interpreter its __eq__
+    and __bool__ would): that is how an always-equal object forged a pass."""
     link = judge.Link(-1, -1)
     r = link.remote(1, "Yes")
     assert r == r and r != link.remote(2, "Yes") and not (r == True)  # noqa: E712
