@@ -6,10 +6,16 @@ import argparse
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from src.errors import PreflightError, UserError
 from src.registry.specs import ADAPTERS
+from src.results.files import writable_dir
 from src.tasks.sources import DATA_MODES
+
+if TYPE_CHECKING:
+    from src.registry import Config
 
 
 class Parser(argparse.ArgumentParser):
@@ -59,7 +65,7 @@ def parser(description: str, *, limit_default: int | None = None) -> argparse.Ar
     g.add_argument("--limit", type=whole_number(), default=limit_default,
                    help=f"eval examples per task: the first N of the split's seeded sample order, the same for every "
                         f"model and arm (0 = all; default {limit_default})")
-    g.add_argument("--concurrency", type=whole_number(), default=None,
+    g.add_argument("--concurrency", type=whole_number(1), default=None,
                    help="examples in flight at once (default: the backend's: embedded 2, ollama 2, APIs 8)")
     g.add_argument("--adapter", default=None, choices=ADAPTERS,
                    help="how signatures are put to the model (default: structured for embedded, chat otherwise)")
@@ -67,6 +73,13 @@ def parser(description: str, *, limit_default: int | None = None) -> argparse.Ar
     g.add_argument("--dry-run", action="store_true", help="print the plan and projected LM calls; run nothing")
     g.add_argument("--no-cache", action="store_true", help="disable DSPy's response cache (.cache/dspy)")
     return p
+
+
+def results_dir(args: argparse.Namespace, config: Config) -> Path:
+    """--results-dir (else IA_RESULTS_DIR, else ./results), checked before any work: a folder this process can
+    write, or can create (a file, a path under a file, a read-only folder are one-line errors)."""
+    value = getattr(args, "results_dir", None)
+    return writable_dir(Path(value) if value else config.results_dir, "--results-dir")
 
 
 def split_list(value: str | None) -> list[str]:
@@ -88,5 +101,10 @@ def run(main: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         print("interrupted: finished examples are saved; rerun the same command to resume", file=sys.stderr)
         code = 130
+    except OSError as exc:  # a full disk, a folder made read-only mid-run: the journal keeps what was finished
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: cannot read or write{where} ({exc.strerror or exc}); finished examples are saved, rerun the "
+              f"same command to resume", file=sys.stderr)
+        code = 2
     sys.stdout.flush()
     raise SystemExit(code or 0)

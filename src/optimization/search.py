@@ -115,7 +115,8 @@ def run_opt_unit(arm: str, task: Task, data: TaskData, student: ModelSession, te
         teacher_is_student=teacher.spec.key == model, preset=p.name,
         budgets={"train_size": len(train), "dev_size": len(dev), "mipro": p.mipro, "mipro_compile": p.mipro_compile,
                  "bootstrap_rs": p.bootstrap_rs, "gepa": p.gepa, "max_tokens": p.max_tokens},
-        adapter=student.adapter_name, seeds=seed_results, baseline_dev_score=base.dev_score,
+        adapter=student.adapter_name, lm={"student": student.lm_facts(), "teacher": teacher.lm_facts()},
+        seeds=seed_results, baseline_dev_score=base.dev_score,
         optimization_cost=cost, header=header, data=DataInfo.from_dict(data.provenance),
         run=RunInfo.from_dict(run_context()))
     if not ok:
