@@ -31,9 +31,10 @@ NAME = "local_baseline_analysis_smollm2-135m.csv"
 LIMIT = 4
 VOLATILE = {"latency_ms", "timestamp"}
 
-HOOK = '''
+HOOK = r'''
 """Test instrumentation: stop this process at IA_TEST_KILL_AT and wait for SIGKILL (tests/test_kill_resume.py)."""
-import os, time
+import json, os, time
+from dataclasses import asdict
 from pathlib import Path
 
 _AT = os.environ.get("IA_TEST_KILL_AT", "")
@@ -56,7 +57,7 @@ if _AT:
         if _AT == "before-first-record" and _n[0] == 1:
             _stop()
         if _AT == "torn-line" and _n[0] == 3:  # half a line on disk, then the kill
-            line = self._line({"type": "record", "record": __import__("dataclasses").asdict(record)})
+            line = json.dumps({"type": "record", "record": asdict(record)}, ensure_ascii=False) + "\n"
             self._fh.write(line[: len(line) // 2])
             self._fh.flush()
             _stop()
