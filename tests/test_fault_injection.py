@@ -219,6 +219,17 @@ def test_a_backend_that_echoes_the_key_leaves_it_in_no_file(tmp_path):
     assert (results / "golden" / "SUMMARY.md").is_file()
 
 
+def test_an_optimization_against_a_server_that_echoes_the_key_prints_and_writes_none_of_it(tmp_path):
+    server = ScriptedOpenAI(lambda req, i: fail(401, f"Incorrect API key: {server.headers[i].get('authorization')}"))
+    with server:
+        r = run_cli(["src.run_optimization", "--models", "gpt-4o-mini", "--preset", "quick", "--tasks", "analysis",
+                     "--data", "builtin", "--seeds", "10", "--results-dir", str(tmp_path / "results"),
+                     "--no-cache"], cwd=tmp_path, env={"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": server.url})
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert server.requests and "FAILED" in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert SECRET not in r.stdout + r.stderr + _everything(tmp_path)
+
+
 # ---- settings the LM client refuses --------------------------------------------------------------------------------
 
 def test_quick_preset_with_a_reasoning_model_runs_with_the_models_own_token_budget(tmp_path):

@@ -101,7 +101,8 @@ def test_keys_are_file_name_components_and_every_builtin_one_is_valid(workdir):
     ("max_tokens", 1, True), ("max_tokens", 0, False), ("max_tokens", 2.5, False), ("max_tokens", True, False),
     ("fixed_temperature", 0, True), ("fixed_temperature", 2, True), ("fixed_temperature", 2.1, False),
     ("request_timeout_s", 0.5, True), ("request_timeout_s", 0, False), ("params_b", 0, False),
-    ("price_in", 0, True), ("price_in", -1, False), ("price_in", float("inf"), False), ("price_in", float("nan"), False),
+    ("price_in", 0, True), ("price_in", -1, False), ("price_in", float("inf"), False),
+    ("price_in", float("nan"), False),
     ("context_length", 4096.0, True), ("num_ctx", 0, False),
 ])
 def test_models_json_numbers_are_range_checked(workdir, field, value, ok):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from src.errors import PreflightError, UserError
 from src.registry.specs import ADAPTERS
 from src.results.files import writable_dir
+from src.results.provenance import scrub
 from src.tasks.sources import DATA_MODES
 
 if TYPE_CHECKING:
@@ -86,8 +87,33 @@ def split_list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+class _Scrubbed:
+    """A text stream that removes known secrets (src.results.provenance.scrub) from whatever is written to it, so a
+    key echoed in an error message never reaches a terminal or a log file either."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(scrub(text) if isinstance(text, str) else text)
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def run(main: Callable[[], int]) -> None:
-    """Run an entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    """Run an entry point: user errors become one line on stderr and a non-zero exit, never a traceback; nothing it
+    prints carries a known secret."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Scrubbed(out), _Scrubbed(err)
+    try:
+        _run(main)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _run(main: Callable[[], int]) -> None:
     try:
         code = main()
     except PreflightError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from src.backends.session import Sessions, SessionOptions
 from src.commands import common
