@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from loopback import HANG, Reply, ScriptedOpenAI, chat_reply, fail, reply_text
+from loopback import HANG, Reply, ScriptedOpenAI, chat_fields, chat_reply, fail, reply_text
 
 from src.backends.retry import RetryPolicy
 from src.backends.session import Sessions, SessionOptions
@@ -227,6 +227,26 @@ def test_an_optimization_against_a_server_that_echoes_the_key_prints_and_writes_
                      "--no-cache"], cwd=tmp_path, env={"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": server.url})
     assert r.returncode == 1, r.stderr[-2000:]
     assert server.requests and "FAILED" in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert SECRET not in r.stdout + r.stderr + _everything(tmp_path)
+
+
+def test_a_prompt_model_that_echoes_the_key_leaves_it_in_no_saved_program(tmp_path):
+    def echo(req: dict, i: int) -> Reply:
+        auth = server.headers[i].get("authorization", "")
+        if "proposed_instruction" in chat_fields(req):  # MIPROv2 asks for instructions: one quoting the key
+            return chat_reply(req, f"Answer the question. {auth}")
+        # The student is right only under that instruction, so it wins on dev and is the program saved.
+        return chat_reply(req, "yes" if auth in json.dumps(req) else "maybe")
+
+    server = ScriptedOpenAI(echo)
+    with server:
+        results = tmp_path / "results"
+        r = run_cli(["src.run_optimization", "--models", "gpt-4o-mini", "--preset", "quick", "--tasks", "analysis",
+                     "--data", "builtin", "--seeds", "10", "--results-dir", str(results), "--no-cache"],
+                    cwd=tmp_path, env={"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": server.url})
+    assert r.returncode == 0, r.stderr[-2000:]
+    program = (results / "optimized_programs" / "gpt-4o-mini_analysis_mipro_v2.json").read_text()
+    assert "Answer the question. Bearer ***" in program  # the key-quoting instruction won; it is saved without it
     assert SECRET not in r.stdout + r.stderr + _everything(tmp_path)
 
 

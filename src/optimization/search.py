@@ -20,6 +20,7 @@ from src.optimization.arms import get_arm
 from src.optimization.presets import Preset, budget_sha
 from src.optimization.programs import describe_program, file_sha256
 from src.results.checkpoint import REPLACE, claim
+from src.results.files import scrub_file
 from src.results.naming import dev_baseline, program_path, seed_dir, seed_meta, seed_program, sidecar_path
 from src.results.provenance import run_context
 from src.results.record import record_score
@@ -162,6 +163,7 @@ def _run_seed(arm: str, task: Task, train: list[TaskExample], dev: list[TaskExam
             result.n_demos = sum(v["n_demos"] for v in result.predictors.values())
             result.module = type(program).__name__
             program.save(str(program_file))
+            scrub_file(program_file)  # instructions and demos come from model replies: no key is ever saved
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - a proposer/bootstrap failure is an event of this seed

@@ -124,6 +124,23 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(scrub_value(json.loads(text)), indent=2, ensure_ascii=False) + "\n")
 
 
+def scrub_file(path: Path) -> bool:
+    """Remove known secrets from a file another library wrote (a saved DSPy program, whose demos and instructions
+    came from model replies); True when it had any. JSON is cleaned value by value, so an escaped key goes too."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        clean = scrub(text)
+    else:
+        cleaned = scrub_value(data)
+        clean = text if cleaned == data else json.dumps(cleaned, indent=2, ensure_ascii=False) + "\n"
+    if clean == text:
+        return False
+    atomic_write_text(path, clean)
+    return True
+
+
 def writable_dir(path: Path, what: str) -> Path:
     """`path` if it is (or can be created as) a folder this process can write into, else a one-line UserError naming
     `what` (e.g. --results-dir) and the reason: it is a file, it is under a file, it is read-only. Nothing is
