@@ -211,18 +211,17 @@ def evaluate(program: dspy.Module, examples: list[TaskExample], task: Task, spec
             wait = (min(due) - time.monotonic()) if due else _POLL_S
             try:
                 job, result = done.get(timeout=max(0.0, min(wait, _POLL_S)))
+                if running.pop(id(job), None) is not None:  # else: a late answer from an abandoned example
+                    if isinstance(result, BaseException):
+                        raise result
+                    accept(result)
             except queue.Empty:
-                now = time.monotonic()
-                for key, job in list(running.items()):
-                    if not job.progress.predicted and now - job.started >= deadline:
-                        del running[key]  # abandoned: whatever its thread does later is dropped
-                        accept(overrun_record(job.example, task, spec, lm, experiment_id, arm, deadline, job.progress))
-                continue
-            if running.pop(id(job), None) is None:
-                continue  # a late answer from an abandoned example
-            if isinstance(result, BaseException):
-                raise result
-            accept(result)
+                pass
+            now = time.monotonic()
+            for key, job in list(running.items()):
+                if not job.progress.predicted and now - job.started >= deadline:
+                    del running[key]  # abandoned: whatever its thread does later is dropped
+                    accept(overrun_record(job.example, task, spec, lm, experiment_id, arm, deadline, job.progress))
     finally:
         running.clear()
         if bar:
