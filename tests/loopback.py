@@ -3,6 +3,8 @@
     with ScriptedOpenAI(lambda req, i: reply_text('{"answer": "yes"}')) as server:
         server.url            # http://127.0.0.1:PORT/v1, for api_base / OPENAI_BASE_URL
         server.requests       # every request body received, in order
+        server.headers        # and its headers (lower-case names), e.g. server.headers[i]["authorization"]
+        server.release()      # every trickling reply sends the rest of its body at once
 
 A behaviour gets (request JSON, request index) and returns a Reply: `reply_text(content)` answers with a chat
 completion, `fail(status, body)` with an HTTP error, `HANG` never answers, `Reply(raw=..., status=...)` sends bytes
@@ -12,6 +14,7 @@ as they are (malformed JSON), and `Reply(content=..., chunk_delay_s=...)` trickl
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +48,24 @@ def fail(status: int, message: str = "injected failure") -> Reply:
 Behaviour = Callable[[dict[str, Any], int], Reply]
 
 
+def chat_fields(req: dict[str, Any]) -> list[str]:
+    """The output fields a DSPy chat-adapter request asks for, in order (`[[ ## answer ## ]]` markers in its last
+    user message), without the closing `completed` marker."""
+    messages = req.get("messages") or []
+    text = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "") or ""
+    if isinstance(text, list):
+        text = " ".join(part.get("text", "") for part in text if isinstance(part, dict))
+    names = re.findall(r"\[\[ ## (\w+) ## \]\]", text.split("Respond with")[-1])
+    return [n for n in dict.fromkeys(names) if n != "completed"]
+
+
+def chat_reply(req: dict[str, Any], value: str = "yes") -> Reply:
+    """A well-formed chat-adapter reply giving every requested output field `value`."""
+    fields = chat_fields(req) or ["answer"]
+    body = "".join(f"[[ ## {name} ## ]]\n{value}\n\n" for name in fields) + "[[ ## completed ## ]]"
+    return Reply(content=body)
+
+
 class ScriptedOpenAI:
     """A threaded HTTP server on 127.0.0.1 speaking the OpenAI chat-completions protocol as scripted."""
 
@@ -52,7 +73,9 @@ class ScriptedOpenAI:
         self.behaviour = behaviour
         self.model = model
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
+        self._released = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,6 +95,7 @@ class ScriptedOpenAI:
                 with outer._lock:
                     index = len(outer.requests)
                     outer.requests.append(req)
+                    outer.headers.append({k.lower(): v for k, v in self.headers.items()})
                 reply = outer.behaviour(req, index)
                 if reply.hang:
                     time.sleep(3600)
@@ -92,6 +116,9 @@ class ScriptedOpenAI:
                     self.end_headers()
                     if delay:
                         for i in range(len(body)):
+                            if outer._released.is_set():
+                                self.wfile.write(body[i:])
+                                break
                             self.wfile.write(body[i:i + 1])
                             self.wfile.flush()
                             time.sleep(delay)
@@ -104,6 +131,10 @@ class ScriptedOpenAI:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    def release(self) -> None:
+        """Let every trickling reply send the rest of its body at once."""
+        self._released.set()
 
     def __enter__(self) -> ScriptedOpenAI:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()

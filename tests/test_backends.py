@@ -14,7 +14,7 @@ from src.backends.adapters import StructuredAdapter
 from src.backends import LMSettings, backend_for
 from src.backends.session import Sessions
 from src.backends.embedded import WEIGHTS, Weights, verify_weights
-from src.registry import ModelSpec
+from src.registry import ModelSpec, load_config
 from src.errors import PreflightError, UserError
 
 
@@ -136,3 +136,61 @@ def test_tampered_weights_fail_the_sha256_check(tmp_path):
     fake.write_bytes(b"GGUF" + b"\0" * 1024)
     with pytest.raises(UserError, match="sha256"):
         verify_weights(fake, Weights("model.gguf", real.sha256, None, setup_hint="x"), tmp_path)
+
+
+def test_preflight_asks_the_lm_client_about_each_models_settings(workdir):
+    from src.backends.session import client_refusal
+
+    assert client_refusal("openai/gpt-5.2", 1.0, 16000) is None
+    assert "16000" in client_refusal("openai/gpt-5.2", 1.0, 192)
+    # DSPy's client lets temperature 0 through (it checks only a non-zero one); OpenAI's API refuses it for the
+    # same models, so the check does too.
+    assert "temperature 0 given" in client_refusal("openai/gpt-5.2", 0.0, 16000)
+    assert client_refusal("openai/gpt-4o", 0.0, 192) is None
+    assert client_refusal("openai/smollm2-135m", 0.0, 192) is None
+    sessions = Sessions(load_config())
+    cap, note = sessions.applied_cap("gpt-5.2", 192)
+    assert cap is None and "cap of 192 tokens is not applied" in note and "max_tokens 16000" in note
+    assert sessions.applied_cap("gpt-4o", 192) == (192, "")
+    assert sessions.refusal("gpt-5.2") is None  # the registered settings themselves are fine
+
+
+def test_backoff_never_exceeds_its_cap_so_the_example_deadline_holds():
+    import random
+
+    from src.backends.retry import RetryPolicy
+
+    random.seed(0)
+    policy = RetryPolicy(attempts=6, backoff_s=1.0, max_backoff_s=5.0, timeout_s=10.0)
+    waits = [policy.delay_s(TimeoutError(), a) for a in range(5) for _ in range(2000)]
+    assert max(waits) <= 5.0 and min(waits) >= 0.5
+    # the deadline: every attempt at its timeout plus the longest waits, per call
+    assert policy.example_deadline_s(1) == 6 * 10 + 5 * 5
+    assert policy.example_deadline_s(2) == 2 * (6 * 10 + 5 * 5)
+
+
+def test_failures_are_phrased_with_the_key_variable_and_endpoint_never_the_key():
+    import socket
+
+    from dspy.utils.exceptions import LMAuthError, LMServerError, LMTransportError
+
+    from src.backends.failures import Endpoint, cause_of, error_text, explain
+
+    ep = Endpoint("https://api.example/v1", "OPENAI_API_KEY", 120.0)
+    assert explain(LMAuthError("bad key sk-xyz", status=401), ep) == "the server rejected OPENAI_API_KEY (401)"
+    assert explain(LMServerError("boom", status=503), ep) == "server error (503) from https://api.example/v1"
+    refused = LMTransportError("failed to connect")
+    refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    assert explain(refused, ep) == "cannot reach https://api.example/v1 (connection refused)"
+    dns = LMTransportError("failed to connect")
+    dns.__cause__ = socket.gaierror(-2, "Name or service not known")
+    assert explain(dns, ep) == "cannot reach https://api.example/v1 (host name not resolved)"
+    slow = LMTransportError("read timed out")
+    slow.__cause__ = TimeoutError("timed out")
+    assert explain(slow, ep).startswith("no reply from https://api.example/v1 within 120 s")
+    no_key = Endpoint("http://gpu-box:8000/v1")
+    assert "set api_key_env" in explain(LMAuthError("no", status=401), no_key)
+    text = error_text(LMAuthError("bad", status=401), ep)
+    assert cause_of(text) == "the server rejected OPENAI_API_KEY (401)" and "LMAuthError" in text
+    assert cause_of("ValueError: an error column written by an older version") == \
+        "ValueError: an error column written by an older version"

@@ -84,3 +84,31 @@ def test_tasks_json_declares_a_generic_task(workdir):
         "instructions": "Name the capital city."}]))
     spec = load_config().task("capitals")
     assert spec.module == "src.tasks.domains.custom" and spec.eval.folder == "me__capitals"
+
+
+def test_keys_are_file_name_components_and_every_builtin_one_is_valid(workdir):
+    from src.registry.specs import key_problem
+
+    config = load_config()
+    assert all(key_problem(k) is None for k in [*config.models, *config.tasks])
+    for good in ("qwen2.5_7b", "deepseek-r1_7b", "gpt-5.2", "My-Model.v2"):
+        assert key_problem(good) is None
+    for bad in ("x/../../escape", "..", ".hidden", "-flag", "a b", "a\\b", "a\x00b", "", "ü", "x" * 65):
+        assert key_problem(bad), bad
+
+
+@pytest.mark.parametrize("field, value, ok", [
+    ("max_tokens", 1, True), ("max_tokens", 0, False), ("max_tokens", 2.5, False), ("max_tokens", True, False),
+    ("fixed_temperature", 0, True), ("fixed_temperature", 2, True), ("fixed_temperature", 2.1, False),
+    ("request_timeout_s", 0.5, True), ("request_timeout_s", 0, False), ("params_b", 0, False),
+    ("price_in", 0, True), ("price_in", -1, False), ("price_in", float("inf"), False),
+    ("price_in", float("nan"), False),
+    ("context_length", 4096.0, True), ("num_ctx", 0, False),
+])
+def test_models_json_numbers_are_range_checked(workdir, field, value, ok):
+    (workdir / "models.json").write_text(json.dumps([{"key": "gpt-4o", field: value}]))
+    if ok:
+        assert load_config().model("gpt-4o") is not None
+    else:
+        with pytest.raises(ConfigError, match=f"field '{field}' has invalid value"):
+            load_config()

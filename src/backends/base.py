@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from src.backends.failures import Endpoint
 from src.backends.metering import MeteredLM
 from src.backends.retry import RetryPolicy, timeout_for
+from src.results.provenance import register_secret
 
 if TYPE_CHECKING:
     from src.registry import Config, ModelSpec
@@ -28,6 +30,12 @@ class Backend:
     provider = "?"
     default_concurrency = 4
     schema_decoding = False  # can enforce a JSON schema while decoding (needed by --adapter structured)
+    default_endpoint = ""  # where requests go when the model names no api_base
+
+    @property
+    def credential_env(self) -> str | None:
+        """The environment variable holding this model's key (None: it needs none)."""
+        return None
 
     def __init__(self, spec: ModelSpec, config: Config):
         self.spec = spec
@@ -36,6 +44,10 @@ class Backend:
     def problems(self) -> list[str]:
         """Everything that would stop this model from running, one line each with the fix; [] when ready."""
         return []
+
+    def lm_model(self) -> str:
+        """The model string the LM client is given (provider prefix and model), without starting anything."""
+        raise NotImplementedError
 
     def make_lm(self, settings: LMSettings) -> MeteredLM:
         """The configured LM for this run; only src.backends.session calls it."""
@@ -53,17 +65,28 @@ class Backend:
         return RetryPolicy(timeout_s=timeout_for(self.spec.provider, self.spec.request_timeout_s,
                                                  self.spec.supports_thinking))
 
-    def _lm(self, model: str, settings: LMSettings, **kwargs: Any) -> MeteredLM:
+    def generation(self, settings: LMSettings) -> tuple[float, int]:
+        """(temperature, max_tokens) the LM is made with: the run's, else the model's; a fixed temperature wins."""
         temperature = settings.temperature if settings.temperature is not None else self.spec.temperature
         if self.spec.fixed_temperature is not None:
             temperature = self.spec.fixed_temperature
+        return temperature, settings.max_tokens or self.spec.max_tokens
+
+    def _lm(self, model: str, settings: LMSettings, **kwargs: Any) -> MeteredLM:
+        temperature, max_tokens = self.generation(settings)
         policy = self.retry_policy()
+        key_env = self.credential_env
+        if key_env and kwargs.get("api_key"):
+            register_secret(kwargs["api_key"])  # whatever the variable is called, its value is never written
+        endpoint = Endpoint(kwargs.get("api_base") or self.default_endpoint or self.provider, key_env,
+                            policy.timeout_s)
         return MeteredLM(
             model,
             temperature=temperature,
-            max_tokens=settings.max_tokens or self.spec.max_tokens,
+            max_tokens=max_tokens,
             cache=settings.cache,
             retry=policy,
+            endpoint=endpoint,
             timeout=policy.timeout_s,
             **kwargs,
         )

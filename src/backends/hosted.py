@@ -23,6 +23,10 @@ class HostedAPIBackend(Backend):
         return self.spec.api_key_env or self.key_env
 
     @property
+    def credential_env(self) -> str | None:
+        return self.api_key_env
+
+    @property
     def api_base(self) -> str | None:
         return self.spec.api_base or os.environ.get(self.base_env) or None
 
@@ -32,11 +36,14 @@ class HostedAPIBackend(Backend):
                     f"or export it"]
         return []
 
+    def lm_model(self) -> str:
+        return f"{self.litellm_prefix}/{self.spec.model_id}"
+
     def make_lm(self, settings: LMSettings) -> MeteredLM:
         kwargs: dict[str, Any] = {"api_key": os.environ.get(self.api_key_env)}
         if self.api_base:
             kwargs["api_base"] = self.api_base
-        return self._lm(f"{self.litellm_prefix}/{self.spec.model_id}", settings, **kwargs)
+        return self._lm(self.lm_model(), settings, **kwargs)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "endpoint": self.api_base or self.default_endpoint}

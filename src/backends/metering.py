@@ -9,6 +9,7 @@ from typing import Any
 
 import dspy
 
+from src.backends.failures import Endpoint
 from src.backends.retry import RetryPolicy, note_retry
 
 
@@ -50,11 +51,13 @@ class MeteredLM(dspy.LM):
     re-send is counted for the example that made it (src.backends.retry.RetryCount).
     """
 
-    def __init__(self, *args: Any, retry: RetryPolicy | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, retry: RetryPolicy | None = None, endpoint: Endpoint | None = None,
+                 **kwargs: Any) -> None:
         kwargs["num_retries"] = 0
         super().__init__(*args, **kwargs)
         self.meter = Meter()
         self.retry = retry or RetryPolicy()
+        self.endpoint = endpoint  # where requests go and which variable holds the key, to phrase failures
 
     def update_history(self, entry: dict[str, Any]) -> None:
         self.meter.add(entry.get("usage") or {})

@@ -51,8 +51,11 @@ class OllamaBackend(Backend):
                     f"(or: ollama pull {self.spec.model_id})"]
         return []
 
+    def lm_model(self) -> str:
+        return f"ollama_chat/{self.spec.model_id}"
+
     def make_lm(self, settings: LMSettings) -> MeteredLM:
-        return self._lm(f"ollama_chat/{self.spec.model_id}", settings, api_base=self.base_url, num_ctx=self.num_ctx)
+        return self._lm(self.lm_model(), settings, api_base=self.base_url, num_ctx=self.num_ctx)
 
     def describe(self) -> dict[str, Any]:
         info = {**super().describe(), "endpoint": self.base_url, "num_ctx": self.num_ctx}

@@ -24,14 +24,21 @@ class OpenAICompatibleBackend(OpenAIBackend):
     provider = "openai_compatible"
     default_concurrency = 4
 
+    @property
+    def credential_env(self) -> str | None:
+        return self.spec.api_key_env or None
+
     def problems(self) -> list[str]:
         if self.spec.api_key_env and not os.environ.get(self.spec.api_key_env, "").strip():
             return [f"model {self.spec.key}: {self.spec.api_key_env} is not set (models.json names it as the key)"]
         return []
 
+    def lm_model(self) -> str:
+        return f"openai/{self.spec.model_id}"
+
     def make_lm(self, settings: LMSettings) -> MeteredLM:
         key = os.environ.get(self.spec.api_key_env, "") if self.spec.api_key_env else ""
-        return self._lm(f"openai/{self.spec.model_id}", settings, api_key=key or "none", api_base=self.spec.api_base)
+        return self._lm(self.lm_model(), settings, api_key=key or "none", api_base=self.spec.api_base)
 
     def describe(self) -> dict[str, Any]:
         return {"provider": self.provider, "model_id": self.spec.model_id, "endpoint": self.spec.api_base}

@@ -1,9 +1,14 @@
 """The one retry policy: which LM failures are transient, how long to wait between attempts, how long a request may
-take, and how many retries each example needed.
+take, how long one example may take in all, and how many retries each example needed.
 
 Every LM call of every runner goes through it (MeteredLM applies it around each request), so no other layer
 retries: LiteLLM and DSPy's own engines are configured for a single attempt, and the evaluation engine records
 what the policy did (Record.retries) instead of retrying again.
+
+Two bounds follow from it. The request timeout bounds the wait for the next byte of a reply, so a server that
+accepts a connection and never answers fails the request; it cannot catch a server that trickles a byte at a time.
+The example deadline (`example_deadline_s`) is the wall-clock bound the engine enforces on a whole example:
+every call it may make, each with every attempt timing out, plus the longest waits between attempts.
 """
 
 from __future__ import annotations
@@ -35,11 +40,25 @@ class RetryPolicy:
         """Retry after failed attempt number `attempt` (0-based)?"""
         return attempt + 1 < self.attempts and is_transient(exc)
 
+    def example_deadline_s(self, calls: int) -> float:
+        """The longest an example making up to `calls` LM requests can take if every attempt of every request
+        uses its whole timeout and every wait between attempts is the longest allowed (a server's retry-after hint
+        is honoured up to max_backoff_s)."""
+        per_call = self.attempts * self.timeout_s + (self.attempts - 1) * self.max_backoff_s
+        return max(1, calls) * per_call
+
     def delay_s(self, exc: BaseException, attempt: int) -> float:
         hint = getattr(exc, "retry_after", None)
         if isinstance(hint, (int, float)) and not isinstance(hint, bool) and 0 <= hint <= self.max_backoff_s:
             return float(hint)  # the server said when
-        return min(self.max_backoff_s, self.backoff_s * (2 ** attempt)) * (0.5 + random.random())
+        # exponential with jitter, never longer than max_backoff_s (the example deadline counts on that)
+        return min(self.max_backoff_s, self.backoff_s * (2 ** attempt) * (0.5 + random.random()))
+
+
+def retry_policy_of(lm: object) -> RetryPolicy:
+    """The policy an LM retries by (MeteredLM's own; the default for any other LM)."""
+    policy = getattr(lm, "retry", None)
+    return policy if isinstance(policy, RetryPolicy) else RetryPolicy()
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -69,10 +88,13 @@ _retry_counter: ContextVar[list[int] | None] = ContextVar("ia_retry_counter", de
 
 
 class RetryCount:
-    """Counts the retries made inside a `with` block (one example), whichever LM made them."""
+    """Counts the retries made inside a `with` block (one example), whichever LM made them. `box` lets another
+    thread read the count while the block runs (the engine, when an example overruns its deadline)."""
+
+    def __init__(self, box: list[int] | None = None) -> None:
+        self._box = box if box is not None else [0]
 
     def __enter__(self) -> RetryCount:
-        self._box = [0]
         self._token = _retry_counter.set(self._box)
         return self
 

@@ -1,8 +1,17 @@
 """Model sessions: a model made ready for a run, built once from its spec, with the run's adapter, concurrency and
-LM settings decided here and nowhere else; and preflight over the same objects."""
+LM settings decided here and nowhere else; and preflight over the same objects.
+
+Preflight also asks DSPy's LM client whether it accepts each model's settings (constructing an LM sends nothing), so
+a model the client refuses - an OpenAI reasoning model below max_tokens 16000 or at a temperature other than 1 -
+fails before any work, with the fix. A budget's generation cap (the quick preset's 192 tokens) is a speed limit for
+models that can take it: a model the client refuses under the cap runs with its own max_tokens instead, said at
+preflight and recorded in every sidecar's `lm` facts, rather than the stage dying half-way or the model spending
+the whole cap on hidden reasoning.
+"""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +37,26 @@ class SessionOptions:
     max_tokens: int | None = None
 
 
+def client_refusal(model: str, temperature: float | None, max_tokens: int | None) -> str | None:
+    """Why DSPy's LM client refuses these settings for `model`, or None (constructing an LM sends no request)."""
+    def refused(t: float | None, m: int | None) -> str | None:
+        try:
+            dspy.LM(model, temperature=t, max_tokens=m, cache=False, num_retries=0)
+        except dspy.LMConfigurationError as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return text.removeprefix(f"[{model}] ")
+        return None
+
+    why = refused(temperature, max_tokens)
+    # The client lets temperature 0 through (it only checks a non-zero one) although the same models' APIs refuse
+    # it: a model the client refuses at temperature 0.5 needs temperature 1.
+    if why is None and temperature not in (None, 1.0):
+        family = refused(0.5, None)
+        if family:
+            why = f"{family} (temperature {temperature:g} given)"
+    return why
+
+
 def concurrency_for(backend: Backend, requested: int | None) -> int:
     """Examples in flight for a model: --concurrency if given, else its backend's default."""
     return requested or backend.default_concurrency
@@ -44,22 +73,27 @@ class ModelSession:
     adapter_name: str
     concurrency: int
     options: SessionOptions = field(default_factory=SessionOptions)
+    cap_note: str = ""  # why a requested generation cap was not applied to this model
 
     @classmethod
-    def open(cls, backend: Backend, options: SessionOptions) -> ModelSession:
+    def open(cls, backend: Backend, options: SessionOptions, cap_note: str = "") -> ModelSession:
         conc = concurrency_for(backend, options.concurrency)
         lm = backend.make_lm(LMSettings(concurrency=conc, cache=options.cache, max_tokens=options.max_tokens))
         name = choose_adapter(backend.spec, options.adapter)
-        return cls(backend.spec, backend, lm, build_adapter(name, backend.spec), name, conc, options)
+        return cls(backend.spec, backend, lm, build_adapter(name, backend.spec), name, conc, options, cap_note)
 
     def lm_facts(self) -> dict[str, Any]:
         """The LM's settings as a sidecar records them (never the key)."""
         kw = dict(self.lm.kwargs)
         kw.pop("api_key", None)
-        return {"model": self.lm.model, "temperature": kw.get("temperature"),
-                "max_tokens": kw.get("max_tokens") or kw.get("max_completion_tokens"),
-                "num_ctx": kw.get("num_ctx"), "cache": self.options.cache,
-                "retry_attempts": self.lm.retry.attempts, "request_timeout_s": self.lm.retry.timeout_s}
+        facts = {"model": self.lm.model, "temperature": kw.get("temperature"),
+                 "max_tokens": kw.get("max_tokens") or kw.get("max_completion_tokens"),
+                 "num_ctx": kw.get("num_ctx"), "cache": self.options.cache,
+                 "retry_attempts": self.lm.retry.attempts, "request_timeout_s": self.lm.retry.timeout_s,
+                 "max_backoff_s": self.lm.retry.max_backoff_s}
+        if self.cap_note:
+            facts["max_tokens_cap_not_applied"] = self.cap_note
+        return facts
 
 
 class Sessions:
@@ -79,12 +113,32 @@ class Sessions:
     def spec(self, key: str) -> ModelSpec:
         return self.backend(key).spec
 
+    def refusal(self, key: str, max_tokens: int | None = None) -> str | None:
+        """Why the LM client refuses `key` under the run's settings (a cap of `max_tokens`), or None."""
+        backend = self.backend(key)
+        temperature, tokens = backend.generation(LMSettings(max_tokens=max_tokens))
+        return client_refusal(backend.lm_model(), temperature, tokens)
+
+    def applied_cap(self, key: str, cap: int | None) -> tuple[int | None, str]:
+        """(the generation cap `key` runs under, why a requested cap is not applied ('' when it is)). A cap the
+        client refuses for a model whose own settings it accepts is not applied: the model keeps its max_tokens."""
+        if cap is None or self.refusal(key, cap) is None or self.refusal(key) is not None:
+            return cap, ""
+        own = self.spec(key).max_tokens
+        return None, (f"model {key}: the budget's generation cap of {cap} tokens is not applied (the LM client "
+                      f"refuses it: {self.refusal(key, cap)}); it runs with its own max_tokens {own}")
+
     def problems(self, keys: list[str], adapter: str | None = None) -> list[str]:
         """Everything that would stop these models from running, one line each with its fix."""
         out: list[str] = []
         for key in dict.fromkeys(keys):
             backend = self.backend(key)
             out.extend(backend.problems())
+            refused = self.refusal(key)
+            if refused:
+                temperature, tokens = backend.generation(LMSettings())
+                out.append(f"model {key}: the LM client refuses its settings (temperature {temperature:g}, max_tokens "
+                           f"{tokens}): {refused}; set fixed_temperature and max_tokens for '{key}' in models.json")
             wanted = choose_adapter(backend.spec, adapter if adapter is not None else self.options.adapter)
             if wanted == "structured" and not backend.supports_schema():
                 out.append(f"model {key}: --adapter structured needs schema-constrained decoding, which "
@@ -92,19 +146,27 @@ class Sessions:
                            f"use --adapter chat or json (or set schema_decoding in models.json)")
         return out
 
-    def preflight(self, keys: list[str], adapter: str | None = None) -> None:
-        """Check every model before any work starts; one PreflightError lists every problem."""
+    def preflight(self, keys: list[str], adapter: str | None = None, *, max_tokens: int | None = None,
+                  capped: list[str] | None = None) -> None:
+        """Check every model before any work starts; one PreflightError lists every problem. `max_tokens`: the
+        generation cap the stage will ask of the `capped` models (default: all); one that cannot take it is named
+        on stderr, and runs with its own max_tokens."""
         problems = self.problems(keys, adapter)
         if problems:
             raise PreflightError(problems)
+        for key in dict.fromkeys(keys if capped is None else capped):
+            note = self.applied_cap(key, max_tokens)[1]
+            if note:
+                print(f"note: {note}", file=sys.stderr)
 
     def session(self, key: str, *, max_tokens: int | None = None, adapter: str | None = None) -> ModelSession:
         """The model's session for this run (one per model and generation cap), opened on first use."""
         cache_key = (key, max_tokens, adapter)
         if cache_key not in self._sessions:
+            cap, note = self.applied_cap(key, max_tokens or self.options.max_tokens)
             opts = SessionOptions(adapter=adapter or self.options.adapter, concurrency=self.options.concurrency,
-                                  cache=self.options.cache, max_tokens=max_tokens or self.options.max_tokens)
-            self._sessions[cache_key] = ModelSession.open(self.backend(key), opts)
+                                  cache=self.options.cache, max_tokens=cap)
+            self._sessions[cache_key] = ModelSession.open(self.backend(key), opts, note)
         return self._sessions[cache_key]
 
 

@@ -79,7 +79,7 @@ def main() -> int:
     models = select_models(args.mode, args.models, sessions)
     req = MatrixRequest(
         arm="baseline", model_keys=models, task_keys=resolve_task_keys(args.tasks, config),
-        data_mode=args.data, results_dir=Path(args.results_dir) if args.results_dir else config.results_dir,
+        data_mode=args.data, results_dir=common.results_dir(args, config),
         limit=args.limit or None, concurrency=args.concurrency or None, adapter=args.adapter, force=args.force,
         dry_run=args.dry_run, cache=not args.no_cache,
     )

@@ -6,11 +6,18 @@ import argparse
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from src.errors import PreflightError, UserError
 from src.registry.specs import ADAPTERS
 from src.sandbox.policy import UNSAFE_FLAG, allow_unsafe_exec
+from src.results.files import writable_dir
+from src.results.provenance import scrub
 from src.tasks.sources import DATA_MODES
+
+if TYPE_CHECKING:
+    from src.registry import Config
 
 
 class Parser(argparse.ArgumentParser):
@@ -60,7 +67,7 @@ def parser(description: str, *, limit_default: int | None = None) -> argparse.Ar
     g.add_argument("--limit", type=whole_number(), default=limit_default,
                    help=f"eval examples per task: the first N of the split's seeded sample order, the same for every "
                         f"model and arm (0 = all; default {limit_default})")
-    g.add_argument("--concurrency", type=whole_number(), default=None,
+    g.add_argument("--concurrency", type=whole_number(1), default=None,
                    help="examples in flight at once (default: the backend's: embedded 2, ollama 2, APIs 8)")
     g.add_argument("--adapter", default=None, choices=ADAPTERS,
                    help="how signatures are put to the model (default: structured for embedded, chat otherwise)")
@@ -85,12 +92,44 @@ class _UnsafeExec(argparse.Action):
         allow_unsafe_exec()
 
 
+def results_dir(args: argparse.Namespace, config: Config) -> Path:
+    """--results-dir (else IA_RESULTS_DIR, else ./results), checked before any work: a folder this process can
+    write, or can create (a file, a path under a file, a read-only folder are one-line errors)."""
+    value = getattr(args, "results_dir", None)
+    return writable_dir(Path(value) if value else config.results_dir, "--results-dir")
+
+
 def split_list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+class _Scrubbed:
+    """A text stream that removes known secrets (src.results.provenance.scrub) from whatever is written to it, so a
+    key echoed in an error message never reaches a terminal or a log file either."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(scrub(text) if isinstance(text, str) else text)
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def run(main: Callable[[], int]) -> None:
-    """Run an entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    """Run an entry point: user errors become one line on stderr and a non-zero exit, never a traceback; nothing it
+    prints carries a known secret."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Scrubbed(out), _Scrubbed(err)
+    try:
+        _run(main)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _run(main: Callable[[], int]) -> None:
     try:
         code = main()
     except PreflightError as exc:
@@ -104,5 +143,10 @@ def run(main: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         print("interrupted: finished examples are saved; rerun the same command to resume", file=sys.stderr)
         code = 130
+    except OSError as exc:  # a full disk, a folder made read-only mid-run: the journal keeps what was finished
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: cannot read or write{where} ({exc.strerror or exc}); finished examples are saved, rerun the "
+              f"same command to resume", file=sys.stderr)
+        code = 2
     sys.stdout.flush()
     raise SystemExit(code or 0)

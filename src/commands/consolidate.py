@@ -22,6 +22,8 @@ from src.consolidation import golden
 from src.consolidation.analysis import Options
 from src.consolidation.golden import Consolidation
 from src.consolidation.inputs import TaskResolver
+from src.errors import UserError
+from src.results.files import writable_dir
 from src.results.ledger import ledger_append
 from src.tasks import get_task
 
@@ -60,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_config()
     results_dir = Path(args.results_dir) if args.results_dir else config.results_dir
+    if not results_dir.is_dir():
+        raise UserError(f"--results-dir {results_dir}: " + ("is a file, not a folder" if results_dir.exists() else
+                                                            "no such folder (run the stages first)"))
     out = Path(args.out) if args.out else results_dir / "golden"
+    writable_dir(out.parent, "--out's folder")
     res = consolidate(Options(results_dir, out, args.strict, args.local_cost_per_hour, args.bootstrap, args.seed),
                       config)
     print(f"wrote {out / 'SUMMARY.md'} and {out / 'report.html'} ({len(res.arms)} arms, {len(res.deltas)} deltas"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from src.backends.session import Sessions, SessionOptions
 from src.commands import common
@@ -37,7 +36,7 @@ each with a paired 95% CI on the same eval examples as the baseline.
     p.add_argument("--allow-version-mismatch", action="store_true")
     args = p.parse_args()
     config = load_config()
-    results_dir = Path(args.results_dir) if args.results_dir else config.results_dir
+    results_dir = common.results_dir(args, config)
     sessions = Sessions(config, SessionOptions(concurrency=args.concurrency or None, cache=not args.no_cache))
     tasks = [get_task(k, config) for k in resolve_task_keys(args.tasks, config)]
     models = common.split_list(args.models) or optimized_models(results_dir, args.optimizer, config.tasks)

@@ -195,7 +195,7 @@ def main() -> int:
         exp.tasks = args.tasks
     sessions = Sessions(config)
     models = resolve_models(exp, sessions, args.models)
-    results_dir = Path(args.results_dir) if args.results_dir else config.results_dir
+    results_dir = common.results_dir(args, config)
     print(f"experiment {exp.name} ({exp.path}): students {exp.students or '-'}, references {exp.references or '-'}, "
           f"teacher {exp.teacher or '(students teach themselves)'}, tasks {exp.tasks}, optimizer {exp.optimizer} "
           f"preset {exp.preset}, seeds {exp.seeds}")

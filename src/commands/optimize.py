@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from src.backends.session import Sessions, SessionOptions
 from src.commands import common
@@ -24,8 +23,8 @@ def _seeds(value: str) -> list[int]:
         seeds = [int(v) for v in common.split_list(value)]
     except ValueError:
         raise UserError(f"--seeds must be comma-separated integers, not '{value}'") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise UserError("--seeds needs at least one seed and no repeats")
+    if not seeds or len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise UserError("--seeds needs at least one seed, each >= 0, and no repeats")
     return seeds
 
 
@@ -36,8 +35,10 @@ def main() -> int:
                    "(default: the student itself, with a warning)")
     p.add_argument("--seeds", default=",".join(map(str, STUDY_SEEDS)), help="optimizer seeds (default 10,20,30)")
     p.add_argument("--preset", default="standard", help="budget: quick | study | standard (DSPy light) | full (medium)")
-    p.add_argument("--train-size", type=int, default=None, help="optimizer-train examples (default: the preset's)")
-    p.add_argument("--dev-size", type=int, default=None, help="dev examples used to pick the best seed")
+    p.add_argument("--train-size", type=common.whole_number(1), default=None,
+                   help="optimizer-train examples (default: the preset's)")
+    p.add_argument("--dev-size", type=common.whole_number(1), default=None,
+                   help="dev examples used to pick the best seed")
     p.add_argument("--verbose", action="store_true", help="show the optimizers' own step-by-step logs")
     args = p.parse_args()
     if not args.models:
@@ -53,7 +54,7 @@ def main() -> int:
     seeds = _seeds(args.seeds)
     train_size = args.train_size or budget.train_size
     dev_size = args.dev_size or budget.dev_size
-    results_dir = Path(args.results_dir) if args.results_dir else config.results_dir
+    results_dir = common.results_dir(args, config)
     if args.teacher:
         sessions.spec(args.teacher)
     data = DataCache(config, args.data)
@@ -78,7 +79,8 @@ def main() -> int:
     if args.limit:
         print("note: --limit is for evaluation; optimization never touches the eval split", file=sys.stderr)
 
-    sessions.preflight(models + ([args.teacher] if args.teacher else []))
+    sessions.preflight(models + ([args.teacher] if args.teacher else []), max_tokens=budget.max_tokens,
+                       capped=models)
     quiet_optimizer_logs(args.verbose)
     teacher_session = sessions.session(args.teacher) if args.teacher else None
     results = []

@@ -31,7 +31,7 @@ def main() -> int:
     models = common.split_list(args.models)
     for m in models:
         sessions.spec(m)
-    results_dir = Path(args.results_dir) if args.results_dir else config.results_dir
+    results_dir = common.results_dir(args, config)
     tasks = resolve_task_keys(args.tasks, config)
 
     # Same settings as the optimization (and so as the baseline): its adapter unless one is given.

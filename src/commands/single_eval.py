@@ -29,7 +29,7 @@ def main(prefix: str) -> int:
         raise UserError(f"model {spec.key} is a {prefix_for(spec)} model: use python -m src.{prefix_for(spec)}_eval")
     req = MatrixRequest(
         arm="optimized" if args.program else "baseline", model_keys=[spec.key], task_keys=[config.task(args.task).key],
-        data_mode=args.data, results_dir=Path(args.results_dir) if args.results_dir else config.results_dir,
+        data_mode=args.data, results_dir=common.results_dir(args, config),
         limit=args.limit or None, concurrency=args.concurrency or None, adapter=args.adapter, force=args.force,
         dry_run=args.dry_run, cache=not args.no_cache,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from src.backends.session import Sessions, SessionOptions
 from src.commands import common
@@ -58,13 +57,14 @@ Every (model, task, n, seed) is a checkpoint file; a killed run resumes from the
     tasks = [get_task(k, config) for k in resolve_task_keys(args.tasks, config)]
     budget = preset(args.preset)
     candidates = args.candidates or budget.bootstrap_rs["num_candidate_programs"]
-    results_dir = Path(args.results_dir) if args.results_dir else config.results_dir
+    results_dir = common.results_dir(args, config)
     cells = len(models) * len(tasks) * (int(0 in ns) + len([n for n in ns if n > 0]) * len(seeds))
     print(f"tipping point: {len(models)} model(s) x {len(tasks)} task(s), n = {ns}, seeds {seeds}: {cells} cells, "
           f"{candidates} candidate programs each, eval limit {args.limit or 'all'}")
     if args.dry_run:
         return 0
-    sessions.preflight(models + ([args.teacher] if args.teacher else []))
+    sessions.preflight(models + ([args.teacher] if args.teacher else []), max_tokens=budget.max_tokens,
+                       capped=models)
     data = DataCache(config, args.data)
     ctx = run_context()
     teacher = sessions.session(args.teacher) if args.teacher else None
@@ -102,5 +102,5 @@ and the regime; writes results/tipping_point/curve.csv and summary.csv (which th
     p.add_argument("--results-dir", default=None)
     args = p.parse_args()
     config = load_config()
-    analyze(Path(args.results_dir) if args.results_dir else config.results_dir, config)
+    analyze(common.results_dir(args, config), config)
     return 0

@@ -83,7 +83,7 @@ def main() -> int:
                    help="optimizer-train examples, as the optimization preset takes them (default: the rest)")
     p.add_argument("--dev-size", type=common.whole_number(), default=None,
                    help=f"dev examples (default: 20%% of the train split, at most {MAX_DEV_SIZE})")
-    p.add_argument("--workers", type=common.whole_number(), default=max(2, os.cpu_count() or 2),
+    p.add_argument("--workers", type=common.whole_number(1), default=max(2, os.cpu_count() or 2),
                    help="concurrent gold scorings (default: CPU count, at least 2)")
     args = p.parse_args()
     config = load_config()

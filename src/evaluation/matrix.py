@@ -86,6 +86,7 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
                 summary = run_unit(unit, session, results_dir=req.results_dir, force=req.force, run_ctx=ctx)
             except UserError as exc:
                 summary = UnitSummary(csv=csv, status="failed", message=str(exc), wall_s=time.time() - t0)
+                summary.extra["cause"] = getattr(exc, "cause", str(exc))
             summary.extra.update(model=spec.key, task=task.key)
             summaries.append(summary)
             ledger_append(f"{spec.key} x {task.key}", summary.status, summary.message)
@@ -134,3 +135,17 @@ def print_table(summaries: list[UnitSummary], out=sys.stdout) -> None:
             print(f"  {name}: {score} (n={s.n}, pf={s.parse_failures}, err={s.errors})  {s.status}", file=out)
     failed = len(summaries) - len(rows)
     print(f"{len(rows)} unit(s) ok, {failed} failed", file=out)
+    report_failures(summaries)
+
+
+def report_failures(summaries: list[UnitSummary], err=None) -> None:
+    """The run's failure causes on stderr, one line each ("error: model gpt-4o: the server rejected OPENAI_API_KEY
+    (401) - 9 of 9 unit(s)"), so a failed run says why in its last lines."""
+    err = err or sys.stderr
+    failed = [s for s in summaries if s.status == "failed"]
+    causes: dict[str, int] = {}
+    for s in failed:
+        cause = str(s.extra.get("cause") or s.message)
+        causes[cause] = causes.get(cause, 0) + 1
+    for cause, n in causes.items():
+        print(f"error: {cause} - {n} of {len(summaries)} unit(s)", file=err)

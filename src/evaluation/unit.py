@@ -5,16 +5,20 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dspy
 
+from src.backends.failures import cause_of
+from src.errors import UserError
 from src.evaluation.engine import EngineSettings, evaluate
 from src.results.checkpoint import REFUSE, claim
-from src.results.files import write_csv
+from src.results.files import archive, csv_damage, write_csv
 from src.results.journal import Journal
 from src.results.naming import journal_path, meta_path, unit_files
 from src.results.record import Record, record_score
@@ -83,12 +87,24 @@ class EvalUnit:
         }
 
 
+class UnitFailed(UserError):
+    """Every example of a unit failed (a rejected key, an unreachable endpoint ...): the unit is failed, and its
+    message is one line naming the model and the cause. Its records are kept and retried by the next run."""
+
+    exit_code = 1
+
+    def __init__(self, cause: str, detail: str):
+        self.cause = cause  # "model <key>: <cause>", the same for every unit this cause failed
+        super().__init__(f"{cause} ({detail})")
+
+
 def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force: bool, run_ctx: dict[str, Any],
              progress: bool = True, on_stale: str = REFUSE) -> UnitSummary:
     """Evaluate what is not yet done, then render the CSV and sidecar from the journal.
 
     `on_stale`: what to do with results made under other settings (src.results.checkpoint): refuse them (a unit
     the user named), or replace them (a unit owned by a checkpoint that already decided, e.g. a tipping-point cell).
+    Raises UnitFailed when every example of the unit failed.
     """
     csv_path = unit.csv_path
     journal = Journal(journal_path(csv_path))
@@ -96,14 +112,29 @@ def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force:
     header = unit.header(session)
     header_sha = hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()[:8]
     experiment_id = f"{unit.arm}-{session.spec.key}-{unit.task.key}-{header_sha}"
-    # A journal whose header line was torn by a kill holds nothing worth keeping: only the CSV is evidence.
-    if not claim(journal.header, header, unit_files(csv_path), results_dir=results_dir, force=force,
-                 what=csv_path, on_stale=on_stale, evidence=[csv_path]):
+    meta = _read_meta(csv_path)
+    stored, evidence = journal.header, [csv_path]
+    if stored is None and journal.records:
+        # Records under an unreadable header line: the sidecar rendered from them says what they were made under;
+        # without one they are of unknown origin, never adopted silently.
+        stored = meta.unit if meta is not None and meta.unit else None
+        evidence = [csv_path, journal.path]
+    # A journal whose header line was torn by a kill (and holds no record) is nothing worth keeping: only the CSV is
+    # evidence.
+    if not claim(stored, header, unit_files(csv_path), results_dir=results_dir, force=force,
+                 what=csv_path, on_stale=on_stale, evidence=evidence):
         journal.load()
+        meta = None
+    if journal.damaged:
+        kept = archive([journal.path], results_dir, copy=True)
+        print(f"  {journal.path.name}: {journal.damaged} damaged line(s) skipped (the file as it was is kept in "
+              f"{kept}); the examples they held are run again", file=sys.stderr)
+    if journal.needs_rewrite:
+        journal.rewrite(header)  # the readable records under the identity just checked, each on a line of its own
 
     todo = [ex for ex in unit.examples if ex.id not in journal.records or journal.records[ex.id].error]
     started = time.time()
-    status = "reused" if not todo and csv_path.exists() else "ran"
+    status, message = ("reused" if not todo and csv_path.exists() else "ran"), ""
     interrupted = False
     if todo:
         journal.start(header)
@@ -117,43 +148,66 @@ def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force:
             raise
         finally:
             journal.close()
-            _render(unit, session, journal, experiment_id, header, run_ctx,
-                    "partial" if interrupted else "complete", time.time() - started)
-    elif not csv_path.exists() or _meta_status(csv_path) != "complete":
-        _render(unit, session, journal, experiment_id, header, run_ctx, "complete", 0.0)
+            _render(unit, session, journal, experiment_id, header, run_ctx, "partial" if interrupted else None,
+                    time.time() - started, meta)
+    else:
+        damage = None
+        if meta is not None and meta.status == "complete" and meta.unit == header:
+            damage = csv_damage(csv_path, meta.csv_sha256, journal.records)
+            if damage:
+                status, message = "reused", f"{csv_path.name} was damaged ({damage}): rebuilt from its journal"
+                print(f"  {message} ({len(journal.records)} records)", file=sys.stderr)
+        if damage or meta is None or meta.status != "complete" or meta.unit != header:
+            _render(unit, session, journal, experiment_id, header, run_ctx, None, 0.0, meta)
     wanted = {ex.id for ex in unit.examples}
     recs = [r for r in journal.records.values() if r.example_id in wanted]
+    _raise_if_all_failed(session, unit, recs, wanted)
     return UnitSummary(
         csv=csv_path, status=status, n=len(recs),
         score=unit.task.aggregate([record_score(r) for r in recs]) if recs else float("nan"),
         parse_failures=sum(r.parse_failure for r in recs), errors=sum(1 for r in recs if r.error),
-        wall_s=time.time() - started,
+        wall_s=time.time() - started, message=message,
     )
 
 
-def _meta_status(csv_path: Path) -> str | None:
+def _raise_if_all_failed(session: ModelSession, unit: EvalUnit, recs: list[Record], wanted: set[str]) -> None:
+    """UnitFailed naming the model and the commonest cause when every wanted example failed."""
+    if not wanted or len(recs) < len(wanted) or not all(r.error for r in recs):
+        return
+    cause, _ = Counter(cause_of(r.error) for r in recs).most_common(1)[0]
+    raise UnitFailed(f"model {session.spec.key}: {cause}",
+                     f"all {len(recs)} examples of {unit.task.key} failed; they are retried when the command is run "
+                     f"again")
+
+
+def _read_meta(csv_path: Path) -> UnitMeta | None:
     path = meta_path(csv_path)
     if not path.is_file():
         return None
     try:
-        return UnitMeta.read(path).status
+        return UnitMeta.read(path)
     except Exception:  # noqa: BLE001 - an unreadable sidecar is re-rendered from the journal
         return None
 
 
 def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_id: str, header: dict[str, Any],
-            run_ctx: dict[str, Any], status: str, wall_s: float) -> None:
-    """CSV in eval-split order with each example once, and the self-describing sidecar."""
+            run_ctx: dict[str, Any], status: str | None, wall_s: float, prior: UnitMeta | None) -> None:
+    """CSV in eval-split order with each example once, and the self-describing sidecar (with the CSV's sha256, so a
+    damaged CSV is noticed). `status` None: complete, or failed when every example of the unit failed."""
     csv_path = unit.csv_path
     order = {ex.id: i for i, ex in enumerate(unit.data.eval)}
     recs: list[Record] = sorted(journal.records.values(), key=lambda r: order.get(r.example_id, len(order)))
-    write_csv(csv_path, recs)
+    csv_sha = write_csv(csv_path, recs)
     by_id = {ex.id: ex for ex in unit.data.eval}
     scored = [record_score(r) for r in recs]
-    prior = UnitMeta.read(meta_path(csv_path)) if meta_path(csv_path).is_file() else None
     prior_wall = (prior.wall_s or 0.0) if prior is not None and prior.unit == header else 0.0
+    if status is None:
+        wanted = {ex.id for ex in unit.examples}
+        mine = [r for r in recs if r.example_id in wanted]
+        status = "failed" if mine and len(mine) == len(wanted) and all(r.error for r in mine) else "complete"
     meta = UnitMeta(
         status=status,
+        csv_sha256=csv_sha,
         experiment_id=experiment_id,
         unit=header,
         smoke_data=bool(unit.data.provenance.get("smoke_data", False)),

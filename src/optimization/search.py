@@ -20,6 +20,7 @@ from src.optimization.arms import get_arm
 from src.optimization.presets import Preset, budget_sha
 from src.optimization.programs import describe_program, file_sha256
 from src.results.checkpoint import REPLACE, claim
+from src.results.files import scrub_file
 from src.results.naming import dev_baseline, program_path, seed_dir, seed_meta, seed_program, sidecar_path
 from src.results.provenance import run_context
 from src.results.record import record_score
@@ -115,7 +116,8 @@ def run_opt_unit(arm: str, task: Task, data: TaskData, student: ModelSession, te
         teacher_is_student=teacher.spec.key == model, preset=p.name,
         budgets={"train_size": len(train), "dev_size": len(dev), "mipro": p.mipro, "mipro_compile": p.mipro_compile,
                  "bootstrap_rs": p.bootstrap_rs, "gepa": p.gepa, "max_tokens": p.max_tokens},
-        adapter=student.adapter_name, seeds=seed_results, baseline_dev_score=base.dev_score,
+        adapter=student.adapter_name, lm={"student": student.lm_facts(), "teacher": teacher.lm_facts()},
+        seeds=seed_results, baseline_dev_score=base.dev_score,
         optimization_cost=cost, header=header, data=DataInfo.from_dict(data.provenance),
         run=RunInfo.from_dict(run_context()))
     if not ok:
@@ -161,6 +163,7 @@ def _run_seed(arm: str, task: Task, train: list[TaskExample], dev: list[TaskExam
             result.n_demos = sum(v["n_demos"] for v in result.predictors.values())
             result.module = type(program).__name__
             program.save(str(program_file))
+            scrub_file(program_file)  # instructions and demos come from model replies: no key is ever saved
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - a proposer/bootstrap failure is an event of this seed

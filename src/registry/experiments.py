@@ -91,11 +91,14 @@ def load_experiment(path: Path, config: Config, *, optimizers: tuple[str, ...], 
     if raw.get("data", "auto") not in data_modes:
         raise bad("data", f"must be one of {', '.join(data_modes)}")
     seeds = raw.get("seeds", [10, 20, 30])
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise bad("seeds", "must be a non-empty list of integers")
-    for name in ("limit", "reference_limit", "train_size", "dev_size", "concurrency"):
-        if raw.get(name) is not None and raw[name] < 0:
-            raise bad(name, "must be >= 0")
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise bad("seeds", "must be a non-empty list of distinct integers >= 0")
+    # limit 0 means "every eval example"; a budget or a concurrency of 0 means nothing and is refused
+    for name, least in (("limit", 0), ("reference_limit", 0), ("train_size", 1), ("dev_size", 1),
+                        ("concurrency", 1)):
+        if raw.get(name) is not None and raw[name] < least:
+            raise bad(name, f"must be >= {least}")
     tasks = raw.get("tasks", "all")
     tasks = ",".join(tasks) if isinstance(tasks, list) else tasks
     try:

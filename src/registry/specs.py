@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,23 @@ KINDS = ("local", "api")
 ADAPTERS = ("chat", "json", "structured")
 EVAL_ORDERS = ("seeded", "file")
 DEFAULT_NUM_CTX = 8192
+
+# Model and task keys become parts of result file names (src.results.naming): letters, digits, ".", "_" and "-",
+# starting with a letter or digit - never a path separator, never "..", never a hidden file.
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_KEY_LENGTH = 64
+
+
+def key_problem(key: object, max_length: int = MAX_KEY_LENGTH) -> str | None:
+    """Why `key` cannot name a model or task (or one folder), or None when it can."""
+    if not isinstance(key, str) or not key:
+        return "must be a non-empty string"
+    if len(key) > max_length:
+        return f"is longer than {max_length} characters"
+    if not _KEY.fullmatch(key):
+        return ("cannot be part of a file name: use letters, digits, '.', '_' and '-', starting with a letter or "
+                "digit")
+    return None
 
 
 @dataclass(frozen=True)

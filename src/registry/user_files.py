@@ -3,14 +3,51 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from src.errors import ConfigError
-from src.registry.specs import ADAPTERS, EVAL_ORDERS, KINDS, PROVIDERS, ModelSpec, SplitRef, TaskSpec
+from src.registry.specs import ADAPTERS, EVAL_ORDERS, KINDS, PROVIDERS, ModelSpec, SplitRef, TaskSpec, key_problem
 
 _GENERIC_METRICS = ("exact_match", "numeric", "yes_no", "token_f1", "rouge_l", "label")
+
+# The range of every numeric field (models.json and tasks.json): (whole numbers only?, test, what it must be).
+# A field not listed here must be a finite number >= 0.
+_NUMBERS: dict[str, tuple[bool, Callable[[float], bool], str]] = {
+    "params_b": (False, lambda x: x > 0, "a number > 0 (billions of parameters)"),
+    "price_in": (False, lambda x: x >= 0, "a number >= 0 ($ per 1M tokens)"),
+    "price_out": (False, lambda x: x >= 0, "a number >= 0 ($ per 1M tokens)"),
+    "context_length": (True, lambda x: x >= 1, "a whole number >= 1"),
+    "num_ctx": (True, lambda x: x >= 1, "a whole number >= 1"),
+    "max_tokens": (True, lambda x: x >= 1, "a whole number >= 1"),
+    "fixed_temperature": (False, lambda x: 0 <= x <= 2, "a number from 0 to 2"),
+    "request_timeout_s": (False, lambda x: x > 0, "a number of seconds > 0"),
+    "eval_fraction": (False, lambda x: 0 < x < 1, "a fraction strictly between 0 and 1"),
+    "derived_train_fraction": (False, lambda x: 0 < x < 1, "a fraction strictly between 0 and 1"),
+    "split_seed": (True, lambda x: x >= 0, "a whole number >= 0"),
+}
+
+
+def _number_problem(name: str, value: Any) -> str | None:
+    """What is wrong with a numeric field's value, or None."""
+    whole, test, what = _NUMBERS.get(name, (False, lambda x: x >= 0, "a finite number >= 0"))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return what
+    if whole and not (isinstance(value, int) or float(value).is_integer()):
+        return what
+    return None if test(value) else what
+
+
+def _check_key(path: Path, i: int, key: Any, kind: str) -> str:
+    if not isinstance(key, str) or not key.strip():
+        raise ConfigError(f"{path}: entry {i}: missing 'key'")
+    problem = key_problem(key)
+    if problem:
+        raise ConfigError(f"{path}: entry {i}: {kind} key {key!r} {problem}")
+    return key
 
 
 def _read_json_list(path: Path, top_key: str) -> list[dict[str, Any]]:
@@ -43,7 +80,9 @@ def _check_types(path: Path, where: str, entry: dict[str, Any], spec_cls: type, 
         elif expected.startswith("bool"):
             ok = isinstance(value, bool)
         elif expected.startswith(("float", "int")):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            problem = _number_problem(name, value)
+            if problem:
+                raise ConfigError(f"{path}: {where}: field '{name}' has invalid value {value!r} (expected {problem})")
         elif expected.startswith("dict"):
             ok = isinstance(value, dict)
         if not ok:
@@ -56,9 +95,7 @@ def load_models_file(path: Path, builtin: dict[str, ModelSpec]) -> dict[str, Mod
         return {}
     out: dict[str, Any] = {}
     for i, entry in enumerate(_read_json_list(path, "models")):
-        key = entry.get("key")
-        if not isinstance(key, str) or not key.strip():
-            raise ConfigError(f"{path}: entry {i}: missing 'key'")
+        key = _check_key(path, i, entry.get("key"), "model")
         where = f"model '{key}'"
         _check_types(path, where, entry, ModelSpec, skip=set())
         base = out.get(key) or builtin.get(key)
@@ -87,9 +124,7 @@ def load_tasks_file(path: Path, builtin: dict[str, TaskSpec]) -> dict[str, TaskS
         return {}
     out: dict[str, Any] = {}
     for i, entry in enumerate(_read_json_list(path, "tasks")):
-        key = entry.get("key")
-        if not isinstance(key, str) or not key.strip():
-            raise ConfigError(f"{path}: entry {i}: missing 'key'")
+        key = _check_key(path, i, entry.get("key"), "task")
         where = f"task '{key}'"
         base = out.get(key) or builtin.get(key)
         if base is not None:
@@ -129,6 +164,15 @@ def _custom_task(path: Path, where: str, key: str, entry: dict) -> TaskSpec:
     if entry["metric"] == "label" and not (isinstance(labels, list) and labels):
         raise ConfigError(f"{path}: {where}: metric 'label' needs a non-empty 'labels' list")
     folder = ds.get("folder") or ds["hub_id"].replace("/", "__")
+    if not isinstance(folder, str) or key_problem(folder, max_length=255):
+        raise ConfigError(f"{path}: {where}: dataset folder {folder!r} must be one folder name inside the data "
+                          f"mirror (letters, digits, '.', '_', '-')")
+    for name in ("eval_fraction", "derived_train_fraction", "split_seed"):
+        if name in entry:
+            problem = _number_problem(name, entry[name])
+            if problem:
+                raise ConfigError(f"{path}: {where}: field '{name}' has invalid value {entry[name]!r} (expected "
+                                  f"{problem})")
     train_split = ds.get("train_split") or ds["eval_split"]
     options = {
         "inputs": inputs, "output": entry["output"], "gold": entry["gold"], "metric": entry["metric"],

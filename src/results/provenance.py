@@ -18,17 +18,42 @@ from src.results.record import now_iso
 
 
 _SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
+_KEY_SHAPED = re.compile(r"\b(sk|sk-ant|sk-proj)-[A-Za-z0-9_\-]{8,}")
+_MIN_SECRET_LEN = 6  # shorter values would mangle ordinary text (and are no real keys)
+_registered: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """A value this process sends as a credential, whatever variable it came from (a models.json api_key_env)."""
+    if isinstance(value, str) and len(value.strip()) >= _MIN_SECRET_LEN:
+        _registered.add(value.strip())
 
 
 def secret_values() -> list[str]:
-    return [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and v and len(v) >= 6]
+    """Every known secret: credentials sent by this process, and environment values named like secrets. Longest
+    first, so a secret that contains another is removed whole."""
+    env = {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and v and len(v) >= _MIN_SECRET_LEN}
+    return sorted(env | _registered, key=len, reverse=True)
 
 
 def scrub(text: str) -> str:
-    """Remove any secret from the environment (and anything shaped like an API key) from text."""
+    """Remove any known secret (and anything shaped like an API key) from text."""
+    if not text:
+        return text
     for value in secret_values():
         text = text.replace(value, "***")
-    return re.sub(r"\b(sk|sk-ant|sk-proj)-[A-Za-z0-9_\-]{8,}", "***", text)
+    return _KEY_SHAPED.sub("***", text)
+
+
+def scrub_value(value: Any) -> Any:
+    """`value` with every string in it scrubbed (dict keys, lists and nested structures included)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub_value(k): scrub_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_value(v) for v in value]
+    return value
 
 
 def versions() -> dict[str, str]:

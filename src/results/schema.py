@@ -197,9 +197,10 @@ class UnitMeta(Sidecar):
     """<result>.meta.json: what one evaluation unit ran, on what, under which settings, and what it found."""
 
     schema_version: int = 1
-    status: str | None = None  # complete | partial
+    status: str | None = None  # complete | partial (interrupted) | failed (every example of the unit failed)
     experiment_id: str | None = None
     unit: dict[str, Any] = field(default_factory=dict)  # the identity header (src.evaluation.unit.EvalUnit.header)
+    csv_sha256: str | None = None  # of the CSV as rendered: a CSV that no longer matches is rebuilt from the journal
     smoke_data: bool = False
     model: dict[str, Any] = field(default_factory=dict)  # the spec's fields + the backend's description
     lm: dict[str, Any] = field(default_factory=dict)
@@ -301,6 +302,7 @@ class ProgramMeta(Sidecar):
     preset: str | None = None
     budgets: dict[str, Any] = field(default_factory=dict)
     adapter: str | None = None
+    lm: dict[str, Any] = field(default_factory=dict)  # {"student": ..., "teacher": ...}: the LMs' settings as run
     seeds: list[SeedResult] = field(default_factory=list)
     baseline_dev_score: float | None = None
     optimization_cost: OptimizationCost = field(default_factory=OptimizationCost)

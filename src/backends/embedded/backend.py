@@ -58,9 +58,12 @@ class EmbeddedBackend(Backend):
         """The process's server for this model, started on first use and reused across tasks."""
         return get_or_start(self.spec.model_id, self._verified_path, slots, self.ctx_per_slot)
 
+    def lm_model(self) -> str:
+        return f"openai/{self.spec.key}"
+
     def make_lm(self, settings: LMSettings) -> MeteredLM:
         server = self.server(settings.concurrency)
-        return self._lm(f"openai/{self.spec.key}", settings, api_base=f"{server.url}/v1", api_key="embedded")
+        return self._lm(self.lm_model(), settings, api_base=f"{server.url}/v1", api_key="embedded")
 
     def describe(self) -> dict[str, Any]:
         w = self.weights
