@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from src.commands.console import CONSOLE
 from src.errors import PreflightError, UserError
 from src.registry.specs import ADAPTERS
 from src.sandbox.policy import UNSAFE_FLAG, allow_unsafe_exec
@@ -74,6 +75,9 @@ def parser(description: str, *, limit_default: int | None = None) -> argparse.Ar
     g.add_argument("--force", action="store_true", help="redo finished work (old files are archived, not lost)")
     g.add_argument("--dry-run", action="store_true", help="print the plan and projected LM calls; run nothing")
     g.add_argument("--no-cache", action="store_true", help="disable DSPy's response cache (.cache/dspy)")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="show the libraries' warnings, per-example errors and step-by-step logs live (they always go "
+                        "to results/logs/)")
     g.add_argument(UNSAFE_FLAG, action=_UnsafeExec, help="run the code task's generated programs even where the "
                    "sandbox has no kernel isolation (only rlimits and an interpreter guard; never as root). "
                    "Recorded in every sidecar of the run")
@@ -96,7 +100,14 @@ def results_dir(args: argparse.Namespace, config: Config) -> Path:
     """--results-dir (else IA_RESULTS_DIR, else ./results), checked before any work: a folder this process can
     write, or can create (a file, a path under a file, a read-only folder are one-line errors)."""
     value = getattr(args, "results_dir", None)
-    return writable_dir(Path(value) if value else config.results_dir, "--results-dir")
+    folder = writable_dir(Path(value) if value else config.results_dir, "--results-dir")
+    CONSOLE.attach(folder, _command_name())
+    return folder
+
+
+def _command_name() -> str:
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec.name.rsplit(".", 1)[-1] if spec is not None and spec.name else "command"
 
 
 def split_list(value: str | None) -> list[str]:
@@ -123,9 +134,14 @@ def run(main: Callable[[], int]) -> None:
     prints carries a known secret."""
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Scrubbed(out), _Scrubbed(err)
+    CONSOLE.install(verbose=any(a in ("-v", "--verbose") for a in sys.argv[1:]))
     try:
         _run(main)
     finally:
+        summary = CONSOLE.summary()
+        if summary:
+            print(summary, file=sys.stderr)
+        CONSOLE.uninstall()
         sys.stdout, sys.stderr = out, err
 
 

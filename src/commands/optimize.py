@@ -39,7 +39,6 @@ def main() -> int:
                    help="optimizer-train examples (default: the preset's)")
     p.add_argument("--dev-size", type=common.whole_number(1), default=None,
                    help="dev examples used to pick the best seed")
-    p.add_argument("--verbose", action="store_true", help="show the optimizers' own step-by-step logs")
     args = p.parse_args()
     if not args.models:
         raise UserError("--models is required (e.g. --models smollm2-135m)")

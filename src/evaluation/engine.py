@@ -232,7 +232,7 @@ def evaluate(program: dspy.Module, examples: list[TaskExample], task: Task, spec
 def _progress(total: int, settings: EngineSettings):
     if not settings.progress:
         return None
-    from tqdm import tqdm
+    from tqdm.std import tqdm  # the class itself: src.commands.console switches off only the libraries' bars
 
     return tqdm(total=total, desc=settings.label or "eval", unit="ex", file=sys.stderr, leave=False,
                 dynamic_ncols=True, mininterval=0.5)

@@ -10,6 +10,7 @@ The names are the original study's, unchanged (results made by older versions ke
     optimized_programs/.seeds/{model}_{task}_{optimizer}/seed{N}.json (+ seed{N}.meta.json, baseline_dev.json)
     demo_curves/units/<result CSVs>;  tipping_point/units/<result CSVs>
     tipping_point/checkpoints/{model}_{task}_baseline.json | {model}_{task}_n{N}_seed{S}.json
+    logs/{command}-{YYYYmmdd-HHMMSS}-{pid}.log              library messages of one command run (not results)
 
 Model and task keys may contain "_", ".", "-" and digits (qwen2.5_7b, deepseek-r1_7b, gpt-4o), so a name is never
 split on "_": it is matched against the keys it can be made of, longest first.
@@ -17,6 +18,8 @@ split on "_": it is matched against the keys it can be made of, longest first.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +93,16 @@ def seed_meta(seeds: Path, seed: int) -> Path:
 
 def dev_baseline(seeds: Path) -> Path:
     return seeds / "baseline_dev.json"
+
+
+def logs_dir(results_dir: Path) -> Path:
+    return results_dir / "logs"
+
+
+def log_path(results_dir: Path, command: str, started: float) -> Path:
+    """One command run's log file: never reused, so a resumed run does not overwrite an earlier run's evidence."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
+    return logs_dir(results_dir) / f"{command}-{stamp}-{os.getpid()}.log"
 
 
 def demo_curves_dir(results_dir: Path) -> Path:
