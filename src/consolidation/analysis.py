@@ -103,6 +103,8 @@ def analyse(inputs: Inputs, options: Options, warnings: list[str] | None = None)
     adj, rej = stats.holm([deltas[k].p for k in keys])
     for k, ap, r in zip(keys, adj, rej):
         deltas[k].holm_p, deltas[k].holm_reject = ap, r
+    for d in deltas.values():
+        d.family = f"Holm across the {len(keys)} optimized − baseline deltas"
     other: dict[ArmKey, Paired] = {}
     for arm in inputs.extra_arms:
         for m in inputs.models:
@@ -110,6 +112,7 @@ def analyse(inputs: Inputs, options: Options, warnings: list[str] | None = None)
                 a, b = inputs.unit.get(("baseline", m, t)), inputs.unit.get((arm, m, t))
                 if a and b:
                     other[(arm, m, t)] = st.paired(a, b)
+                    other[(arm, m, t)].family = "uncorrected (outside the Holm family of optimized − baseline)"
     rate = options.local_cost_per_hour
     econ = {k: economics(u, inputs.minfo[u.model], rate) for k, u in inputs.unit.items()}
     rows, inversions = scoreboard(inputs, arms, st)
