@@ -78,6 +78,6 @@ class ArmStatistics:
         d = paired_delta(sa, sb, metric, n_boot=self.n_boot, seed=_seed(self.seed, label), words=words)
         mde = minimum_detectable_effect([s.score for s in sa], [s.score for s in sb], binary=metric.binary)
         basis = mde.basis
-        if not metric.binary and not metric.mean_aggregate and shared:
+        if not metric.binary and not metric.mean_aggregate and mde.mde == mde.mde:
             basis += " (per-example scores; the corpus metric is not their mean: approximate)"
         return Paired(**dataclasses.asdict(d), a=a, b=b, mde=mde.mde, mde_basis=basis)
