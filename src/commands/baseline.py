@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from src.backends.session import Sessions, SessionOptions
-from src.commands import common
+from src.commands import budget, common
 from src.errors import UserError
 from src.evaluation.matrix import MatrixRequest, evaluate_matrix, print_table
 from src.evaluation.unit import UnitSummary
@@ -75,7 +75,7 @@ def main() -> int:
     args = p.parse_args()
     config = load_config()
     sessions = Sessions(config, SessionOptions(adapter=args.adapter, concurrency=args.concurrency or None,
-                                               cache=not args.no_cache))
+                                               cache=not args.no_cache, **budget.session_options(args)))
     models = select_models(args.mode, args.models, sessions)
     req = MatrixRequest(
         arm="baseline", model_keys=models, task_keys=resolve_task_keys(args.tasks, config),
@@ -87,7 +87,8 @@ def main() -> int:
     def baseline_program(task, spec):
         return task.program(), {"kind": "baseline", "module": "ChainOfThought" if task.chain_of_thought else "Predict"}
 
-    summaries = evaluate_matrix(req, config, baseline_program, sessions)
+    summaries = evaluate_matrix(req, config, baseline_program, sessions,
+                                check_spend=budget.matrix_check(args, req.results_dir))
     if args.dry_run:
         return 0
     print_table(summaries)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from src.commands import budget
 from src.errors import PreflightError, UserError
 from src.registry.specs import ADAPTERS
 from src.sandbox.policy import UNSAFE_FLAG, allow_unsafe_exec
@@ -56,7 +57,7 @@ def real_number(minimum: float = 0.0) -> Callable[[str], float]:
 
 def parser(description: str, *, limit_default: int | None = None) -> argparse.ArgumentParser:
     """A parser with the shared flags: --models --tasks --data --results-dir --limit --concurrency --adapter
-    --force --dry-run (plus --no-cache and --unsafe-exec)."""
+    --force --dry-run --max-cost (plus --no-cache and --unsafe-exec)."""
     p = Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("common flags (same meaning in every runner)")
     g.add_argument("--models", default=None, help="comma-separated model keys (see python -m src.setup_models status; models.json)")
@@ -74,6 +75,7 @@ def parser(description: str, *, limit_default: int | None = None) -> argparse.Ar
     g.add_argument("--force", action="store_true", help="redo finished work (old files are archived, not lost)")
     g.add_argument("--dry-run", action="store_true", help="print the plan and projected LM calls; run nothing")
     g.add_argument("--no-cache", action="store_true", help="disable DSPy's response cache (.cache/dspy)")
+    budget.add_flag(g)
     g.add_argument(UNSAFE_FLAG, action=_UnsafeExec, help="run the code task's generated programs even where the "
                    "sandbox has no kernel isolation (only rlimits and an interpreter guard; never as root). "
                    "Recorded in every sidecar of the run")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from src.backends.session import Sessions
+from src.commands import budget as spend
 from src.commands import common
 from src.errors import UserError
 from src.optimization.arms import ARMS
@@ -95,6 +96,9 @@ def plan(exp: Experiment, args: Any, results_dir: Path, stages: list[str]) -> li
         common.append("--force")
     if getattr(args, "unsafe_exec", False):  # the sandbox opt-in applies to every stage that scores code
         common.append("--unsafe-exec")
+    cap = args.max_cost if getattr(args, "max_cost", None) is not None else exp.max_cost
+    if cap is not None:  # one cap for the study: each stage starts from what the ones before it spent (spend ledger)
+        common += ["--max-cost", f"{cap:g}"]
     limit = args.limit if args.limit is not None else exp.limit
     n_tasks = len(exp.tasks.split(",")) if exp.tasks != "all" else 9
     out: list[Stage] = []
@@ -215,6 +219,12 @@ def main() -> int:
                 print(f"\n--- {s.name}")
                 subprocess.run(s.argv + ["--dry-run"], env=env)
         return 0
+    cap = args.max_cost if args.max_cost is not None else exp.max_cost
+    if cap is not None:  # --max-cost / the study's max_cost: refuse before any stage, and one running spend for all
+        limit = args.limit if args.limit is not None else exp.limit
+        spend.check(cap, spend.study_lines(exp, config, results_dir, args.data or exp.data, limit,
+                                           args.limit if args.limit is not None else exp.reference_limit, stages))
+        env[spend.SPEND_LEDGER_ENV] = str(spend.new_ledger(results_dir))
     sessions.preflight(models + ([exp.teacher] if exp.teacher else []), args.adapter or exp.adapter)
     t0 = time.time()
     rows = run_stages(steps, env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from src.backends.session import Sessions, SessionOptions
+from src.commands import budget as spend
 from src.commands import common
 from src.errors import UserError
 from src.evaluation.matrix import DataCache
@@ -46,7 +47,7 @@ def main() -> int:
     config = load_config()
     budget = preset(args.preset)
     sessions = Sessions(config, SessionOptions(adapter=args.adapter, concurrency=args.concurrency or None,
-                                               cache=not args.no_cache))
+                                               cache=not args.no_cache, **spend.session_options(args)))
     models = common.split_list(args.models)
     for m in models:
         sessions.spec(m)
@@ -63,6 +64,7 @@ def main() -> int:
     print(f"optimizing with {args.optimizer}, preset {budget.name}, seeds {seeds}, train {train_size} / dev {dev_size}, "
           f"teacher {args.teacher or '(each student itself)'}, data {data.source.describe()}")
     total = 0
+    spend_lines: list[spend.Line] = []
     for task in tasks:
         data.get(task)  # a task's program can depend on its data (Banking77's label list)
     for m in models:
@@ -70,10 +72,14 @@ def main() -> int:
             n_train = min(train_size, max(0, len(data.get(task).train) - dev_size))
             calls = get_arm(args.optimizer).projected(task, budget, n_train, dev_size, n_seeds)
             total += calls.total
+            spend_lines += spend.optimization_lines(results_dir, sessions.spec(m),
+                                                    sessions.spec(args.teacher or m), task, data.get(task).train,
+                                                    calls.student, calls.teacher)
             print(f"  {m} x {task.key}: projected {calls.total} LM calls (teacher {calls.teacher}, student "
                   f"{calls.student}) -> {program_path(results_dir, m, task.key, args.optimizer)}")
     print(f"projected LM calls in all: {total} (upper bounds; DSPy's MIPROv2 estimate plus bootstrapping and dev "
           f"scoring; cached responses cost none)")
+    spend.check(args.max_cost, spend_lines, dry_run=args.dry_run)
     if args.dry_run:
         return 0
     if args.limit:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from src.backends.session import Sessions, SessionOptions
-from src.commands import common
+from src.commands import budget, common
 from src.errors import UserError
 from src.evaluation.matrix import MatrixRequest, evaluate_matrix, print_table
 from src.optimization.arms import ARMS
@@ -27,7 +27,8 @@ def main() -> int:
     if not args.models:
         raise UserError("--models is required (e.g. --models smollm2-135m)")
     config = load_config()
-    sessions = Sessions(config, SessionOptions(concurrency=args.concurrency or None, cache=not args.no_cache))
+    sessions = Sessions(config, SessionOptions(concurrency=args.concurrency or None, cache=not args.no_cache,
+                                               **budget.session_options(args)))
     models = common.split_list(args.models)
     for m in models:
         sessions.spec(m)
@@ -63,7 +64,8 @@ def main() -> int:
         _note_missing_baseline(results_dir, spec, task)
         return program, info
 
-    summaries = evaluate_matrix(req, config, optimized_program, sessions)
+    summaries = evaluate_matrix(req, config, optimized_program, sessions,
+                                check_spend=budget.matrix_check(args, results_dir))
     if args.dry_run:
         return 0
     print_table(summaries)

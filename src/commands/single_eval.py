@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from src.commands import common
+from src.backends.session import Sessions, SessionOptions
+from src.commands import budget, common
 from src.errors import UserError
 from src.evaluation.matrix import MatrixRequest, evaluate_matrix, print_table
 from src.optimization.programs import load_program
@@ -39,6 +40,8 @@ def main(prefix: str) -> int:
             return load_program(task, Path(args.program), allow_version_mismatch=args.allow_version_mismatch)
         return task.program(), {"kind": "baseline"}
 
-    summaries = evaluate_matrix(req, config, program_for)
+    sessions = Sessions(config, SessionOptions(adapter=args.adapter, concurrency=args.concurrency or None,
+                                               cache=not args.no_cache, **budget.session_options(args)))
+    summaries = evaluate_matrix(req, config, program_for, sessions, check_spend=budget.matrix_check(args, req.results_dir))
     print_table(summaries)
     return 1 if any(s.status == "failed" for s in summaries) else 0

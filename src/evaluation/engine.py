@@ -38,6 +38,7 @@ class EngineSettings:
     progress: bool = True
     label: str = ""
     deadline_s: float | None = None  # wall-clock bound on one example's prediction; None: from the LM's policy
+    stop: Callable[[], bool] | None = None  # True: start no further example (the spending cap was reached)
 
 
 class _CallCounter(BaseCallback):
@@ -201,9 +202,13 @@ def evaluate(program: dspy.Module, examples: list[TaskExample], task: Task, spec
             bar.update(1)
             bar.set_postfix_str(f"score={sum(r.score for r in out) / len(out):.3f}", refresh=False)
 
+    def stopped() -> bool:
+        return settings.stop is not None and settings.stop()
+
     try:
-        while pending or running:
-            while pending and len(running) < workers:
+        # Examples not started when `stop` turns true are left unrecorded: the next run does them.
+        while (pending and not stopped()) or running:
+            while pending and len(running) < workers and not stopped():
                 job = _Job(pending.pop(), time.monotonic(), _Progress())
                 running[id(job)] = job
                 threading.Thread(target=work, args=(job,), name=f"ia-eval-{job.example.id}", daemon=True).start()

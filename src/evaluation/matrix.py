@@ -25,6 +25,7 @@ from src.tasks.splits import TaskData, load_task_data
 if TYPE_CHECKING:
     from src.registry import Config, ModelSpec
     from src.tasks.base import Task
+    from src.tasks.example import TaskExample
 
 # (task, model spec) -> (program, info for the sidecar), or None to skip that pair with a reason
 ProgramFor = Callable[["Task", "ModelSpec"], "tuple[dspy.Module, dict[str, Any]]"]
@@ -59,9 +60,39 @@ class DataCache:
         return self._data[task.key]
 
 
+@dataclass(frozen=True)
+class PlannedUnit:
+    """A unit the matrix will run: its model, task, eval examples and result file (for spend projections)."""
+
+    spec: ModelSpec
+    task: Task
+    examples: list[TaskExample]
+    csv: Path
+    calls_per_example: int
+
+
+def planned_units(req: MatrixRequest, specs: list[ModelSpec], tasks: list[Task], data: DataCache) -> list[PlannedUnit]:
+    """Every (model, task) unit of the request with its eval examples; a task whose data cannot load is left to
+    the run (which reports it per unit)."""
+    out = []
+    for task in tasks:
+        try:
+            examples = data.get(task).eval_subset(req.limit)
+        except UserError:
+            continue
+        per = max(1, len(task.program().predictors()))
+        for spec in specs:
+            out.append(PlannedUnit(spec, task, examples, result_csv(req.results_dir, prefix_for(spec), req.arm,
+                                                                    task.key, spec.key), per))
+    return out
+
+
 def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
-                    sessions: Sessions | None = None) -> list[UnitSummary]:
-    """Preflight every model, then run every (model, task) unit; one failed unit never stops the others."""
+                    sessions: Sessions | None = None,
+                    check_spend: Callable[[list[PlannedUnit]], None] | None = None) -> list[UnitSummary]:
+    """Preflight every model, then run every (model, task) unit; one failed unit never stops the others.
+
+    `check_spend` (--max-cost) sees every planned unit before any preflight or call, and may refuse the run."""
     sessions = sessions or Sessions(config, SessionOptions(adapter=req.adapter, concurrency=req.concurrency,
                                                            cache=req.cache))
     data = DataCache(config, req.data_mode)
@@ -69,7 +100,11 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
     specs = [sessions.spec(k) for k in req.model_keys]
     if req.dry_run:
         _print_plan(req, specs, tasks, data.source.describe())
+        if check_spend is not None:
+            check_spend(planned_units(req, specs, tasks, data))
         return []
+    if check_spend is not None:
+        check_spend(planned_units(req, specs, tasks, data))
     sessions.preflight(req.model_keys, req.adapter)
     ctx = run_context()
     summaries: list[UnitSummary] = []

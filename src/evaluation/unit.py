@@ -98,6 +98,17 @@ class UnitFailed(UserError):
         super().__init__(f"{cause} ({detail})")
 
 
+class SpendStopped(UserError):
+    """The spending cap was reached during (or before) this unit: the examples done are kept, those refused are
+    recorded as errors and the rest are not started; rerunning with a higher --max-cost resumes the unit."""
+
+    exit_code = 1
+
+    def __init__(self, why: str, detail: str):
+        self.cause = why
+        super().__init__(f"{why} ({detail})")
+
+
 def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force: bool, run_ctx: dict[str, Any],
              progress: bool = True, on_stale: str = REFUSE) -> UnitSummary:
     """Evaluate what is not yet done, then render the CSV and sidecar from the journal.
@@ -133,6 +144,9 @@ def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force:
         journal.rewrite(header)  # the readable records under the identity just checked, each on a line of its own
 
     todo = [ex for ex in unit.examples if ex.id not in journal.records or journal.records[ex.id].error]
+    spend = session.lm.spend
+    if todo and spend is not None and spend.reached:
+        raise SpendStopped(spend.refused or "spending cap reached", f"{unit.task.key} not started")
     started = time.time()
     status, message = ("reused" if not todo and csv_path.exists() else "ran"), ""
     interrupted = False
@@ -141,15 +155,22 @@ def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force:
         try:
             evaluate(unit.program, todo, unit.task, session.spec, session.lm, session.adapter,
                      EngineSettings(concurrency=session.concurrency, progress=progress,
-                                    label=f"{session.spec.key}/{unit.task.key}"),
+                                    label=f"{session.spec.key}/{unit.task.key}",
+                                    stop=(lambda: spend.reached) if spend is not None else None),
                      experiment_id, unit.arm, journal.append)
         except KeyboardInterrupt:
             interrupted = True
             raise
         finally:
             journal.close()
-            _render(unit, session, journal, experiment_id, header, run_ctx, "partial" if interrupted else None,
-                    time.time() - started, meta)
+            capped = spend is not None and spend.reached
+            _render(unit, session, journal, experiment_id, header, run_ctx,
+                    "partial" if interrupted else "stopped" if capped else None, time.time() - started, meta)
+        if spend is not None and spend.reached:
+            wanted = {ex.id for ex in unit.examples}
+            done = sum(1 for e, r in journal.records.items() if e in wanted and not r.error)
+            raise SpendStopped(spend.refused, f"{unit.task.key}: {done} of {len(wanted)} examples done and kept; "
+                                              f"{csv_path.name} resumes when the command is rerun")
     else:
         damage = None
         if meta is not None and meta.status == "complete" and meta.unit == header:
@@ -230,5 +251,6 @@ def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_
         ),
         wall_s=round(wall_s + prior_wall, 2),
         run=RunInfo.from_dict(run_ctx),
+        spend=session.lm.spend.facts() if session.lm.spend is not None else {},
     )
     meta.write(meta_path(csv_path))

@@ -35,6 +35,7 @@ class Experiment:
     adapter: str | None = None
     concurrency: int | None = None
     data: str = "auto"
+    max_cost: float | None = None  # USD cap on the whole study's API spend (the --max-cost of every stage)
     description: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -44,6 +45,7 @@ _FIELDS = {
     "when_missing": str, "tasks": (str, list), "limit": (int, type(None)), "reference_limit": (int, type(None)),
     "optimizer": str, "preset": str, "seeds": list, "train_size": (int, type(None)), "dev_size": (int, type(None)),
     "adapter": (str, type(None)), "concurrency": (int, type(None)), "data": str,
+    "max_cost": (int, float, type(None)),
 }
 
 
@@ -99,6 +101,8 @@ def load_experiment(path: Path, config: Config, *, optimizers: tuple[str, ...], 
                         ("concurrency", 1)):
         if raw.get(name) is not None and raw[name] < least:
             raise bad(name, f"must be >= {least}")
+    if raw.get("max_cost") is not None and not (0 <= raw["max_cost"] < float("inf")):
+        raise bad("max_cost", "must be an amount in USD >= 0")
     tasks = raw.get("tasks", "all")
     tasks = ",".join(tasks) if isinstance(tasks, list) else tasks
     try:
@@ -113,6 +117,7 @@ def load_experiment(path: Path, config: Config, *, optimizers: tuple[str, ...], 
         preset=raw.get("preset", "standard"), seeds=seeds, train_size=raw.get("train_size"),
         dev_size=raw.get("dev_size"), adapter=raw.get("adapter"), concurrency=raw.get("concurrency"),
         data=raw.get("data", "auto"), description=raw.get("description", ""),
+        max_cost=float(raw["max_cost"]) if raw.get("max_cost") is not None else None,
     )
 
 
