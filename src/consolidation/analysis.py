@@ -12,6 +12,7 @@ from src.consolidation.economics import BreakEven, UnitEconomics, break_even, ec
 from src.consolidation.format import is_missing
 from src.consolidation.inputs import ArmKey, Inputs, Unit
 from src.consolidation.programs import DemoCounts, demo_counts
+from src.consolidation.routing import MARGIN, RoutingPair, routing
 from src.consolidation.scoreboard import Inversion, ScoreRow, scoreboard
 from src.consolidation.studies import StudyFiles
 from src.consolidation.variance import Variance, variance
@@ -26,6 +27,7 @@ class Options:
     local_cost_per_hour: float | None = None
     n_boot: int = 2000
     seed: int = 0
+    routing_margin: float = MARGIN  # non-inferiority margin of a routing policy vs always-API (0.01 = 1 point)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Analysis:
     break_even: list[BreakEven]
     demo_counts: DemoCounts
     failures: dict[ArmKey, Failures]
+    routing: list[RoutingPair]  # routing policies per (local arm, API arm) pair, from the recorded answers
 
     @property
     def notes(self) -> list[str]:
@@ -123,4 +126,5 @@ def analyse(inputs: Inputs, options: Options, warnings: list[str] | None = None)
                     variance=variance(deltas, inputs.tasks), economics=econ,
                     break_even=break_even(inputs, arms, econ, rate),
                     demo_counts=demo_counts(inputs.programs, evaluated),
-                    failures={k: failures(u) for k, u in inputs.unit.items()})
+                    failures={k: failures(u) for k, u in inputs.unit.items()},
+                    routing=routing(inputs, rate, options.n_boot, options.seed, options.routing_margin))

@@ -9,6 +9,7 @@ from src.consolidation.arms import Paired
 from src.consolidation.findings import sec_economics, sec_scoreboard, sec_variance
 from src.consolidation.format import ci_txt, is_missing, mde_txt, num, pct, pts, pval
 from src.consolidation.inputs import MAIN_ARMS
+from src.consolidation.routing_doc import routing_plot_data, sec_routing
 from src.report import Cell, Plot, ReportDoc, Section, Table
 from src.results.record import now_iso
 
@@ -50,7 +51,8 @@ def build_document(an: Analysis) -> ReportDoc:
     sections = [sec_scores(an), sec_deltas(an)]
     if inp.extra_arms:
         sections.append(sec_other_arms(an))
-    sections += [sec_scoreboard(an), sec_variance(an), sec_economics(an), sec_failures(an), sec_reasoning(an)]
+    sections += [sec_scoreboard(an), sec_variance(an), sec_economics(an), sec_routing(an), sec_failures(an),
+                 sec_reasoning(an)]
     sections += an.studies.sections()
     sections.append(sec_files(an))
     return ReportDoc(TITLE, header, smoke, an.warnings, an.notes, sections, plot_data(an))
@@ -226,5 +228,6 @@ def plot_data(an: Analysis) -> dict[str, Any]:
         points.append({"task": k[2], "model": k[1], "phase": k[0], "kind": e.kind,
                        "score": an.arms[k].score, "cost_per_1k": None if is_missing(per1k) else per1k})
     data["cost_frontier"] = {"tasks": an.tasks, "points": points} if points else None
+    data["routing"] = routing_plot_data(an)
     data.update(an.studies.plot_data())
     return data

@@ -18,6 +18,7 @@ from src.consolidation.comparability import comparability
 from src.consolidation.document import build_document
 from src.consolidation.format import csv_text, is_missing, pct, safe_name
 from src.consolidation.inputs import MAIN_ARMS, ArmKey, TaskResolver, load_inputs
+from src.consolidation.routing_doc import ROUTING_COLUMNS, routing_rows
 from src.errors import UserError
 from src.report import SMOKE_BANNER, ReportDoc, to_markdown, write_report
 
@@ -75,6 +76,7 @@ def write_tables(an: Analysis, folder: Path) -> None:
         [[m, t, arm, d.n_shared, d.a_score, d.b_score, d.delta, d.lo, d.hi, d.p, d.test,
           d.holm_p if arm == "optimized" else float("nan"), int(d.holm_reject), d.verdict, d.family, d.mde,
           d.mde_basis] for arm, m, t, d in all_deltas])
+    put("routing.csv", ROUTING_COLUMNS, routing_rows(an))
     put("economics.csv", ECONOMICS_COLUMNS, [_fields(e, ECONOMICS_COLUMNS) for e in an.economics.values()])
     put("break_even.csv", BREAK_EVEN_COLUMNS, [_fields(r, BREAK_EVEN_COLUMNS) for r in an.break_even])
     sb = []
