@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from src.registry import Config, ModelSpec
 
 
+# Providers whose chat API takes a per-request `seed` (llama.cpp's server, OpenAI and compatible servers, Ollama).
+SEEDED_PROVIDERS = ("embedded", "openai", "openai_compatible", "ollama")
+
+
 @dataclass(frozen=True)
 class SessionOptions:
     """The run's requests (command-line flags); None means the model's own default."""
@@ -77,6 +81,7 @@ class ModelSession:
     concurrency: int
     options: SessionOptions = field(default_factory=SessionOptions)
     cap_note: str = ""  # why a requested generation cap was not applied to this model
+    _attempts: dict[int, MeteredLM] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, backend: Backend, options: SessionOptions, cap_note: str = "",
@@ -87,6 +92,22 @@ class ModelSession:
             backend.spec.key
         name = choose_adapter(backend.spec, options.adapter)
         return cls(backend.spec, backend, lm, build_adapter(name, backend.spec), name, conc, options, cap_note)
+
+    def attempt_lm(self, repeat: int) -> MeteredLM:
+        """The LM for attempt `repeat` of an example (--repeats): attempt 0 is the session's LM; a later attempt
+        has its own rollout_id, so DSPy's response cache never serves one attempt's answer for another (cached
+        calls must not fake agreement), and its own seed where the backend takes one. At temperature 0 a seed
+        changes nothing: repeats then measure the server's own nondeterminism."""
+        if repeat == 0:
+            return self.lm
+        if repeat not in self._attempts:
+            extra: dict[str, Any] = {"rollout_id": repeat}
+            if self.spec.provider in SEEDED_PROVIDERS:
+                extra["seed"] = repeat
+            elif not self.lm.kwargs.get("temperature"):
+                extra["cache"] = False  # DSPy warns rollout_id may not separate greedy requests: never reuse one
+            self._attempts[repeat] = self.lm.copy(**extra)
+        return self._attempts[repeat]
 
     @property
     def spend(self) -> SpendCap | None:

@@ -72,6 +72,7 @@ def main() -> int:
     p = common.parser(__doc__, limit_default=DEFAULT_EVAL_LIMIT)
     p.add_argument("--mode", choices=MODES, default=None, help="which registered models: api, local (Ollama) or "
                    "embedded (installed in-process models)")
+    common.add_repeats(p)
     args = p.parse_args()
     config = load_config()
     sessions = Sessions(config, SessionOptions(adapter=args.adapter, concurrency=args.concurrency or None,
@@ -81,7 +82,7 @@ def main() -> int:
         arm="baseline", model_keys=models, task_keys=resolve_task_keys(args.tasks, config),
         data_mode=args.data, results_dir=common.results_dir(args, config),
         limit=args.limit or None, concurrency=args.concurrency or None, adapter=args.adapter, force=args.force,
-        dry_run=args.dry_run, cache=not args.no_cache,
+        dry_run=args.dry_run, cache=not args.no_cache, repeats=args.repeats,
     )
 
     def baseline_program(task, spec):

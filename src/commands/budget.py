@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from src.errors import UserError
 from src.results.journal import Journal
 from src.results.naming import journal_path
+from src.results.record import record_key
 from src.studies.planning import tokens_per_call
 
 if TYPE_CHECKING:
@@ -77,14 +78,16 @@ def eval_lines(planned: list[PlannedUnit], results_dir: Path, force: bool) -> li
         spec = u.spec
         if not (spec.price_in or spec.price_out):
             continue
-        todo = u.examples
+        todo = [(ex, r) for ex in u.examples for r in range(u.repeats)]
         if not force:
             journal = Journal(journal_path(u.csv))
             journal.load()
-            todo = [ex for ex in u.examples if ex.id not in journal.records or journal.records[ex.id].error]
+            done = journal.records
+            todo = [(ex, r) for ex, r in todo if record_key(ex.id, r) not in done or done[record_key(ex.id, r)].error]
         calls = len(todo) * u.calls_per_example
-        per = tokens_per_call(results_dir, spec, u.task, todo[:200], u.task.chain_of_thought)
-        out.append(Line(spec.key, f"{u.task.key} ({len(todo)} examples to do)", calls,
+        per = tokens_per_call(results_dir, spec, u.task, [ex for ex, _ in todo[:200]], u.task.chain_of_thought)
+        out.append(Line(spec.key, f"{u.task.key} ({len(todo)} {'attempts' if u.repeats > 1 else 'examples'} to do)",
+                        calls,
                         calls * spec.cost_usd(per.input, per.output), per.source))
     return out
 

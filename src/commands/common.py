@@ -82,6 +82,15 @@ def parser(description: str, *, limit_default: int | None = None) -> argparse.Ar
     return p
 
 
+def add_repeats(p: argparse.ArgumentParser) -> None:
+    """--repeats k, for the runners that evaluate units (baseline, optimized eval, single runs)."""
+    p.add_argument("--repeats", type=whole_number(1), default=1, metavar="K",
+                   help="evaluate every example K times and record each attempt (column `repeat`), at the model's "
+                        "temperature, each attempt with its own cache key and seed where the backend takes one; "
+                        "consolidation reports stability: an interval over examples and repeats, run-to-run spread, "
+                        "per-example agreement (default 1)")
+
+
 class _UnsafeExec(argparse.Action):
     """--unsafe-exec: a flag whose only effect is the sandbox's opt-in, set the moment it is parsed so that every
     command honours it without code of its own."""

@@ -100,16 +100,19 @@ def plan(exp: Experiment, args: Any, results_dir: Path, stages: list[str]) -> li
     if cap is not None:  # one cap for the study: each stage starts from what the ones before it spent (spend ledger)
         common += ["--max-cost", f"{cap:g}"]
     limit = args.limit if args.limit is not None else exp.limit
+    reps = getattr(args, "repeats", None) or exp.repeats  # --repeats / the study's repeats: evaluation stages only
+    evals = ["--repeats", str(reps)] if reps > 1 else []
     n_tasks = len(exp.tasks.split(",")) if exp.tasks != "all" else 9
     out: list[Stage] = []
     if "baseline" in stages:
         if exp.students:
             out.append(Stage("baseline", py + ["src.run_baseline_v2", "--models", ",".join(exp.students),
-                                               "--limit", str(limit or 0)] + common, len(exp.students) * n_tasks))
+                                               "--limit", str(limit or 0)] + common + evals,
+                             len(exp.students) * n_tasks))
         if exp.references:
             ref_limit = args.limit if args.limit is not None else (exp.reference_limit or limit)
             out.append(Stage("baseline (references)", py + ["src.run_baseline_v2", "--models", ",".join(exp.references),
-                                                            "--limit", str(ref_limit or 0)] + common,
+                                                            "--limit", str(ref_limit or 0)] + common + evals,
                              len(exp.references) * n_tasks))
     if exp.students and "optimize" in stages:
         opt = py + ["src.run_optimization", "--models", ",".join(exp.students), "--optimizer", exp.optimizer,
@@ -123,7 +126,8 @@ def plan(exp: Experiment, args: Any, results_dir: Path, stages: list[str]) -> li
         out.append(Stage("optimize", opt, len(exp.students) * n_tasks))
     if exp.students and "eval" in stages:
         out.append(Stage("eval", py + ["src.run_optimized_eval", "--models", ",".join(exp.students), "--optimizer",
-                                       exp.optimizer, "--limit", str(limit or 0)] + common, len(exp.students) * n_tasks))
+                                       exp.optimizer, "--limit", str(limit or 0)] + common + evals,
+                             len(exp.students) * n_tasks))
     if "consolidate" in stages:
         out.append(Stage("consolidate", py + ["src.consolidate_results", "--results-dir", str(results_dir)], 1))
     return out
@@ -179,7 +183,8 @@ def main() -> int:
     p.add_argument("--config", default=None, help="an experiment file (YAML) instead of a preset")
     p.add_argument("--phases", default=",".join(STAGES), help="the stages to run: a comma-separated subset of "
                    + ",".join(STAGES))
-    p.set_defaults(limit=None)
+    common.add_repeats(p)
+    p.set_defaults(limit=None, repeats=None)
     args = p.parse_args()
     config = load_config()
     stages = common.split_list(args.phases)

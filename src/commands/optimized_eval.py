@@ -23,6 +23,7 @@ def main() -> int:
     p.add_argument("--optimizer", default="mipro_v2", choices=ARMS)
     p.add_argument("--allow-version-mismatch", action="store_true",
                    help="evaluate programs saved under another DSPy version (the result says so)")
+    common.add_repeats(p)
     args = p.parse_args()
     if not args.models:
         raise UserError("--models is required (e.g. --models smollm2-135m)")
@@ -51,7 +52,7 @@ def main() -> int:
     req = MatrixRequest(
         arm=arm_for_optimizer(args.optimizer), model_keys=models, task_keys=tasks, data_mode=args.data,
         results_dir=results_dir, limit=args.limit or None, concurrency=args.concurrency or None, adapter=adapter,
-        force=args.force, dry_run=args.dry_run, cache=not args.no_cache,
+        force=args.force, dry_run=args.dry_run, cache=not args.no_cache, repeats=args.repeats,
     )
 
     def optimized_program(task, spec):

@@ -23,6 +23,7 @@ def main(prefix: str) -> int:
     p.add_argument("--program", default=None, help="a saved DSPy program (.json) to evaluate instead of the baseline")
     p.add_argument("--allow-version-mismatch", action="store_true",
                    help="evaluate a program saved under another DSPy version")
+    common.add_repeats(p)
     args = p.parse_args()
     config = load_config()
     spec = config.model(args.model)
@@ -32,7 +33,7 @@ def main(prefix: str) -> int:
         arm="optimized" if args.program else "baseline", model_keys=[spec.key], task_keys=[config.task(args.task).key],
         data_mode=args.data, results_dir=common.results_dir(args, config),
         limit=args.limit or None, concurrency=args.concurrency or None, adapter=args.adapter, force=args.force,
-        dry_run=args.dry_run, cache=not args.no_cache,
+        dry_run=args.dry_run, cache=not args.no_cache, repeats=args.repeats,
     )
 
     def program_for(task, _spec):

@@ -13,6 +13,7 @@ from src.consolidation.format import is_missing
 from src.consolidation.inputs import ArmKey, Inputs, Unit
 from src.consolidation.programs import DemoCounts, demo_counts
 from src.consolidation.routing import MARGIN, RoutingPair, routing
+from src.consolidation.stability import Stability, stability
 from src.consolidation.scoreboard import Inversion, ScoreRow, scoreboard
 from src.consolidation.studies import StudyFiles
 from src.consolidation.variance import Variance, variance
@@ -64,6 +65,7 @@ class Analysis:
     demo_counts: DemoCounts
     failures: dict[ArmKey, Failures]
     routing: list[RoutingPair]  # routing policies per (local arm, API arm) pair, from the recorded answers
+    stability: dict[ArmKey, Stability]  # arms recorded with --repeats k > 1
 
     @property
     def notes(self) -> list[str]:
@@ -127,4 +129,5 @@ def analyse(inputs: Inputs, options: Options, warnings: list[str] | None = None)
                     break_even=break_even(inputs, arms, econ, rate),
                     demo_counts=demo_counts(inputs.programs, evaluated),
                     failures={k: failures(u) for k, u in inputs.unit.items()},
-                    routing=routing(inputs, rate, options.n_boot, options.seed, options.routing_margin))
+                    routing=routing(inputs, rate, options.n_boot, options.seed, options.routing_margin),
+                    stability=stability(inputs, options.n_boot, options.seed))

@@ -54,8 +54,14 @@ class ArmStatistics:
     n_boot: int
     seed: int
 
-    def _metric(self, task: str) -> Metric:
+    def _metric(self, task: str, *units: Unit) -> Metric:
+        """The task's metric; with repeats (any unit k > 1) the mean of per-example mean scores, whose interval is
+        a bootstrap over examples (each carrying its k attempts: a cluster bootstrap, so it reflects the variance
+        between examples and between repeats) and whose paired test is a permutation test of per-example means."""
         ti = self.tinfo[task]
+        if any(u.repeats > 1 for u in units):
+            return Metric(False, lambda scores: sum(s.score for s in scores) / len(scores) if scores else
+                          float("nan"), True)
         return Metric(ti.binary, ti.aggregate, ti.mean_aggregate)
 
     def arm(self, u: Unit, ids: Collection[str] | None = None) -> ArmStat:
@@ -63,7 +69,7 @@ class ArmStatistics:
         recs = u.records if ids is None else [r for r in u.records if r.example_id in ids]
         scores = [record_score(r) for r in recs]
         seed = _seed(self.seed, f"arm|{u.arm}|{u.model}|{u.task}" + ("" if ids is None else f"|{len(recs)}"))
-        iv = score_interval(scores, self._metric(u.task), n_boot=self.n_boot, seed=seed)
+        iv = score_interval(scores, self._metric(u.task, u), n_boot=self.n_boot, seed=seed)
         return ArmStat(u, iv.n, iv.value, iv.lo, iv.hi, iv.method, sum(r.is_correct for r in recs))
 
     def paired(self, a: Unit, b: Unit, words: tuple[str, str] = ("lost", "gained"),
@@ -74,7 +80,7 @@ class ArmStatistics:
         sa = [record_score(a.by_id[e]) for e in shared]
         sb = [record_score(b.by_id[e]) for e in shared]
         label = f"pair|{a.arm}|{a.model}|{b.arm}|{b.model}|{a.task}" + ("" if ids is None else f"|{len(shared)}")
-        metric = self._metric(a.task)
+        metric = self._metric(a.task, a, b)
         d = paired_delta(sa, sb, metric, n_boot=self.n_boot, seed=_seed(self.seed, label), words=words)
         mde = minimum_detectable_effect([s.score for s in sa], [s.score for s in sb], binary=metric.binary)
         basis = mde.basis

@@ -10,6 +10,7 @@ from src.consolidation.findings import sec_economics, sec_scoreboard, sec_varian
 from src.consolidation.format import ci_txt, is_missing, mde_txt, num, pct, pts, pval
 from src.consolidation.inputs import MAIN_ARMS
 from src.consolidation.routing_doc import routing_plot_data, sec_routing
+from src.consolidation.stability_doc import sec_stability
 from src.report import Cell, Plot, ReportDoc, Section, Table
 from src.results.record import now_iso
 
@@ -51,8 +52,9 @@ def build_document(an: Analysis) -> ReportDoc:
     sections = [sec_scores(an), sec_deltas(an)]
     if inp.extra_arms:
         sections.append(sec_other_arms(an))
-    sections += [sec_scoreboard(an), sec_variance(an), sec_economics(an), sec_routing(an), sec_failures(an),
-                 sec_reasoning(an)]
+    stable = sec_stability(an)
+    sections += ([stable] if stable else []) + [sec_scoreboard(an), sec_variance(an), sec_economics(an),
+                                                 sec_routing(an), sec_failures(an), sec_reasoning(an)]
     sections += an.studies.sections()
     sections.append(sec_files(an))
     return ReportDoc(TITLE, header, smoke, an.warnings, an.notes, sections, plot_data(an))

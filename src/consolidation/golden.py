@@ -19,6 +19,7 @@ from src.consolidation.document import build_document
 from src.consolidation.format import csv_text, is_missing, pct, safe_name
 from src.consolidation.inputs import MAIN_ARMS, ArmKey, TaskResolver, load_inputs
 from src.consolidation.routing_doc import ROUTING_COLUMNS, routing_rows
+from src.consolidation.stability_doc import STABILITY_COLUMNS, stability_rows
 from src.errors import UserError
 from src.report import SMOKE_BANNER, ReportDoc, to_markdown, write_report
 
@@ -77,6 +78,7 @@ def write_tables(an: Analysis, folder: Path) -> None:
           d.holm_p if arm == "optimized" else float("nan"), int(d.holm_reject), d.verdict, d.family, d.mde,
           d.mde_basis] for arm, m, t, d in all_deltas])
     put("routing.csv", ROUTING_COLUMNS, routing_rows(an))
+    put("stability.csv", STABILITY_COLUMNS, stability_rows(an))
     put("economics.csv", ECONOMICS_COLUMNS, [_fields(e, ECONOMICS_COLUMNS) for e in an.economics.values()])
     put("break_even.csv", BREAK_EVEN_COLUMNS, [_fields(r, BREAK_EVEN_COLUMNS) for r in an.break_even])
     sb = []

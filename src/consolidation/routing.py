@@ -4,9 +4,11 @@ same examples, what each routing policy would have scored, cost and taken, had i
 Policies: always API; always local; cascades that answer locally and escalate to the API when a signal says the
 local answer is unreliable. Signals, each read from the local record: `error` (the backend failed), `parse` (the
 adapter could not read the answer), `check` (a task-independent format check: an empty answer, or — where every
-gold answer of the task is a number — an answer holding no number). The cascades form a ladder of escalation rules
-from the narrowest to the widest (the 'thresholds' swept). Agreement among repeats is not a signal here: results
-record one attempt per example.
+gold answer of the task is a number — an answer holding no number), and, where the local arm was recorded with
+--repeats k, `agree<τ` (the share of the k attempts giving the most common answer is below τ; τ swept over the
+levels k attempts allow). The cascades form a ladder of escalation rules from the narrowest to the widest, each
+agreement threshold added to the widest rule. With repeats, a local answer scores the mean of its attempts (what
+one deployed attempt is expected to score).
 
 Honest selection: the shared examples are split by a seeded permutation of their ids (stats.selection) into a
 selection half, where the recommended policy is chosen, and a test half, where every reported number comes from.
@@ -123,7 +125,18 @@ def numeric_task(units: list[Unit]) -> bool:
     return bool(golds) and all(_NUMBER.fullmatch(g.replace("$", "").strip()) for g in golds)
 
 
-def fires(r: Record, signal: str, numeric: bool) -> bool:
+def agreement(u: Unit) -> dict[str, float]:
+    """Per example: the share of its attempts that give its most common answer (1.0 with a single attempt)."""
+    out = {}
+    for e, attempts in u.by_attempts.items():
+        answers = [" ".join((a.prediction or "").split()).lower() for a in attempts]
+        out[e] = max(answers.count(x) for x in set(answers)) / len(answers)
+    return out
+
+
+def fires(r: Record, signal: str, numeric: bool, agree: dict[str, float] | None = None) -> bool:
+    if signal.startswith("agree<"):
+        return (agree or {}).get(r.example_id, 1.0) < float(signal[len("agree<"):])
     if signal == "error":
         return bool(r.error)
     if signal == "parse":
@@ -134,12 +147,22 @@ def fires(r: Record, signal: str, numeric: bool) -> bool:
     raise ValueError(f"unknown routing signal {signal!r}")
 
 
+def _ladder(lo: Unit) -> list[tuple[str, ...]]:
+    """The escalation rules for this local arm: the fixed ladder, then agreement thresholds where it has repeats."""
+    rules = list(LADDER)
+    if lo.repeats > 1:
+        levels = sorted({round(j / lo.repeats, 4) for j in range(2, lo.repeats + 1)})  # agreement values above 1/k
+        rules += [LADDER[-1] + (f"agree<{t:g}",) for t in levels]
+    return rules
+
+
 def _evaluate(ids: list[str], lo: Unit, api: Unit, lc: _Costs, ac: _Costs, metric: Metric, numeric: bool,
               n_boot: int, seed: int, margin: float) -> list[PolicyResult]:
     api_scores = [record_score(api.by_id[e]) for e in ids]
     api_lat = sum(ac.lat[e] for e in ids) / len(ids)
+    agree = agreement(lo)
     rules: list[tuple[str, tuple[str, ...]]] = [("always_api", ()), ("always_local", ())]
-    rules += [("cascade", s) for s in LADDER]
+    rules += [("cascade", s) for s in _ladder(lo)]
     out = []
     for policy, signals in rules:
         if policy == "always_api":
@@ -147,7 +170,7 @@ def _evaluate(ids: list[str], lo: Unit, api: Unit, lc: _Costs, ac: _Costs, metri
         elif policy == "always_local":
             escalate = {e: False for e in ids}
         else:
-            escalate = {e: any(fires(lo.by_id[e], s, numeric) for s in signals) for e in ids}
+            escalate = {e: any(fires(lo.by_id[e], s, numeric, agree) for s in signals) for e in ids}
         scores = [record_score(api.by_id[e] if escalate[e] else lo.by_id[e]) for e in ids]
         usd = [(ac.usd[e] if escalate[e] else 0.0) + (0.0 if policy == "always_api" else lc.usd[e]) for e in ids]
         lat = [(ac.lat[e] if escalate[e] else 0.0) + (0.0 if policy == "always_api" else lc.lat[e]) for e in ids]
@@ -186,7 +209,6 @@ def routing(inputs: Inputs, local_rate: float | None, n_boot: int, seed: int,
     out: list[RoutingPair] = []
     for t in inputs.tasks:
         ti: TaskInfo = inputs.tinfo[t]
-        metric = Metric(ti.binary, ti.aggregate, ti.mean_aggregate)
         task_units = [u for k, u in inputs.unit.items() if k[2] == t]
         numeric = numeric_task(task_units)
         api_units = []
@@ -200,6 +222,9 @@ def routing(inputs: Inputs, local_rate: float | None, n_boot: int, seed: int,
         for api in api_units:
             ac = _Costs(api, inputs.minfo[api.model], local_rate)
             for lo in local_units:
+                metric = Metric(ti.binary, ti.aggregate, ti.mean_aggregate)
+                if lo.repeats > 1 or api.repeats > 1:  # per-example means: a mean metric, as in the arm statistics
+                    metric = Metric(False, lambda sc: sum(s.score for s in sc) / len(sc), True)
                 shared = [e for e in lo.ids if e in api.by_id]
                 sel, test = selection_split(shared, SELECTION_SEED)
                 pair = RoutingPair(t, (lo.arm, lo.model, t), (api.arm, api.model, t), len(shared), len(sel),

@@ -44,6 +44,7 @@ class MatrixRequest:
     force: bool
     dry_run: bool
     cache: bool
+    repeats: int = 1  # attempts per example (--repeats k)
 
 
 class DataCache:
@@ -69,6 +70,7 @@ class PlannedUnit:
     examples: list[TaskExample]
     csv: Path
     calls_per_example: int
+    repeats: int = 1
 
 
 def planned_units(req: MatrixRequest, specs: list[ModelSpec], tasks: list[Task], data: DataCache) -> list[PlannedUnit]:
@@ -83,7 +85,7 @@ def planned_units(req: MatrixRequest, specs: list[ModelSpec], tasks: list[Task],
         per = max(1, len(task.program().predictors()))
         for spec in specs:
             out.append(PlannedUnit(spec, task, examples, result_csv(req.results_dir, prefix_for(spec), req.arm,
-                                                                    task.key, spec.key), per))
+                                                                    task.key, spec.key), per, req.repeats))
     return out
 
 
@@ -117,7 +119,8 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
             try:
                 td = data.get(task)
                 program, info = program_for(task, spec)
-                unit = EvalUnit(req.arm, task, td, td.eval_subset(req.limit), program, csv, info)
+                unit = EvalUnit(req.arm, task, td, td.eval_subset(req.limit), program, csv, info,
+                                repeats=req.repeats)
                 summary = run_unit(unit, session, results_dir=req.results_dir, force=req.force, run_ctx=ctx)
             except UserError as exc:
                 summary = UnitSummary(csv=csv, status="failed", message=str(exc), wall_s=time.time() - t0)
@@ -144,9 +147,10 @@ def _print_plan(req: MatrixRequest, specs: list[ModelSpec], tasks: list[Task], s
     calls = 0
     for spec in specs:
         for task in tasks:
-            n = req.limit or 0
+            n = (req.limit or 0) * req.repeats
             calls += n
-            print(f"  unit {spec.key} x {task.key}: {limit} examples -> "
+            times = f" x {req.repeats} attempts" if req.repeats > 1 else ""
+            print(f"  unit {spec.key} x {task.key}: {limit} examples{times} -> "
                   f"{result_csv(req.results_dir, prefix_for(spec), req.arm, task.key, spec.key)}")
     if req.limit:
         print(f"projected LM calls: {calls} (one per example; the chat adapter's JSON fallback can add one per "

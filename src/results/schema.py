@@ -217,6 +217,7 @@ class UnitMeta(Sidecar):
     # --max-cost: {max_cost_usd, run_spent_usd, stopped_at_cap} when the run had a cap (empty: no cap); this unit's
     # own spend is summary.cost_usd
     spend: dict[str, Any] = field(default_factory=dict)
+    repeats: int = 1  # attempts per example recorded (--repeats k; the CSV's `repeat` column numbers them)
     extra: dict[str, Any] = field(default_factory=dict)
 
     # What readers ask of a unit, with the fallbacks older sidecars need.
