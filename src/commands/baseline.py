@@ -73,6 +73,7 @@ def main() -> int:
     p.add_argument("--mode", choices=MODES, default=None, help="which registered models: api, local (Ollama) or "
                    "embedded (installed in-process models)")
     common.add_repeats(p)
+    common.add_mlflow(p)
     args = p.parse_args()
     config = load_config()
     sessions = Sessions(config, SessionOptions(adapter=args.adapter, concurrency=args.concurrency or None,
@@ -89,7 +90,8 @@ def main() -> int:
         return task.program(), {"kind": "baseline", "module": "ChainOfThought" if task.chain_of_thought else "Predict"}
 
     summaries = evaluate_matrix(req, config, baseline_program, sessions,
-                                check_spend=budget.matrix_check(args, req.results_dir))
+                                check_spend=budget.matrix_check(args, req.results_dir),
+                                on_unit=None if args.dry_run else common.unit_logger(args, req.results_dir))
     if args.dry_run:
         return 0
     print_table(summaries)

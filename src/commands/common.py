@@ -91,6 +91,31 @@ def add_repeats(p: argparse.ArgumentParser) -> None:
                         "per-example agreement (default 1)")
 
 
+def add_mlflow(p: argparse.ArgumentParser) -> None:
+    """--mlflow [TRACKING_URI] for the runners that log units (evaluation and optimization)."""
+    p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="TRACKING_URI",
+                   help="log each unit as an MLflow run (parameters, metrics with intervals, CSV and sidecar; "
+                        "optimization with mlflow.dspy.autolog) to TRACKING_URI (default: $MLFLOW_TRACKING_URI, "
+                        "else file:<results-dir>/mlruns); needs requirements/mlflow.txt")
+
+
+def tracker(args: argparse.Namespace, results: Path):
+    """The run's MLflow tracker (one that logs nothing without --mlflow)."""
+    from src.tracking.mlflow_log import Tracker, tracking_uri
+
+    return Tracker(tracking_uri(getattr(args, "mlflow", None), results))
+
+
+def unit_logger(args: argparse.Namespace, results: Path):
+    """evaluate_matrix's on_unit hook for --mlflow, or None."""
+    if getattr(args, "mlflow", None) is None:
+        return None
+    from src.tracking.units import log_eval_unit
+
+    t = tracker(args, results)
+    return lambda summary, task, spec: log_eval_unit(t, summary, task, spec)
+
+
 class _UnsafeExec(argparse.Action):
     """--unsafe-exec: a flag whose only effect is the sandbox's opt-in, set the moment it is parsed so that every
     command honours it without code of its own."""

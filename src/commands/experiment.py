@@ -99,6 +99,10 @@ def plan(exp: Experiment, args: Any, results_dir: Path, stages: list[str]) -> li
     cap = args.max_cost if getattr(args, "max_cost", None) is not None else exp.max_cost
     if cap is not None:  # one cap for the study: each stage starts from what the ones before it spent (spend ledger)
         common += ["--max-cost", f"{cap:g}"]
+    if getattr(args, "mlflow", None) is not None:  # one tracking store for every stage's units
+        from src.tracking.mlflow_log import tracking_uri
+
+        common += ["--mlflow", str(tracking_uri(args.mlflow, results_dir))]
     limit = args.limit if args.limit is not None else exp.limit
     reps = getattr(args, "repeats", None) or exp.repeats  # --repeats / the study's repeats: evaluation stages only
     evals = ["--repeats", str(reps)] if reps > 1 else []
@@ -184,6 +188,7 @@ def main() -> int:
     p.add_argument("--phases", default=",".join(STAGES), help="the stages to run: a comma-separated subset of "
                    + ",".join(STAGES))
     common.add_repeats(p)
+    common.add_mlflow(p)
     p.set_defaults(limit=None, repeats=None)
     args = p.parse_args()
     config = load_config()

@@ -41,6 +41,7 @@ def main() -> int:
     p.add_argument("--dev-size", type=common.whole_number(1), default=None,
                    help="dev examples used to pick the best seed")
     p.add_argument("--verbose", action="store_true", help="show the optimizers' own step-by-step logs")
+    common.add_mlflow(p)
     args = p.parse_args()
     if not args.models:
         raise UserError("--models is required (e.g. --models smollm2-135m)")
@@ -89,14 +90,20 @@ def main() -> int:
                        capped=models)
     quiet_optimizer_logs(args.verbose)
     teacher_session = sessions.session(args.teacher) if args.teacher else None
+    tracker = common.tracker(args, results_dir)  # --mlflow: each unit a run, DSPy's autolog inside it
     results = []
     for m in models:
         student = sessions.session(m, max_tokens=budget.max_tokens)
         for task in tasks:
             print(f"[optimize] {m} / {task.key}: started", file=sys.stderr, flush=True)
             try:
-                r = run_opt_unit(args.optimizer, task, data.get(task), student, teacher_session or student, budget,
-                                 seeds, results_dir, train_size, dev_size, args.force)
+                with tracker.optimization_run(f"optimize {m} x {task.key} ({args.optimizer})", {
+                        "model": m, "task": task.key, "optimizer": args.optimizer, "preset": budget.name,
+                        "teacher": args.teacher or m, "seeds": ",".join(map(str, seeds)), "train_size": train_size,
+                        "dev_size": dev_size}):
+                    r = run_opt_unit(args.optimizer, task, data.get(task), student, teacher_session or student,
+                                     budget, seeds, results_dir, train_size, dev_size, args.force)
+                    tracker.log_result(r)
             except UserError as exc:
                 r = OptUnitResult(m, task.key, args.optimizer, "failed", message=str(exc))
             results.append(r)

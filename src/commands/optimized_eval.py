@@ -24,6 +24,7 @@ def main() -> int:
     p.add_argument("--allow-version-mismatch", action="store_true",
                    help="evaluate programs saved under another DSPy version (the result says so)")
     common.add_repeats(p)
+    common.add_mlflow(p)
     args = p.parse_args()
     if not args.models:
         raise UserError("--models is required (e.g. --models smollm2-135m)")
@@ -66,7 +67,8 @@ def main() -> int:
         return program, info
 
     summaries = evaluate_matrix(req, config, optimized_program, sessions,
-                                check_spend=budget.matrix_check(args, results_dir))
+                                check_spend=budget.matrix_check(args, results_dir),
+                                on_unit=None if args.dry_run else common.unit_logger(args, results_dir))
     if args.dry_run:
         return 0
     print_table(summaries)

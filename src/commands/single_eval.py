@@ -24,6 +24,7 @@ def main(prefix: str) -> int:
     p.add_argument("--allow-version-mismatch", action="store_true",
                    help="evaluate a program saved under another DSPy version")
     common.add_repeats(p)
+    common.add_mlflow(p)
     args = p.parse_args()
     config = load_config()
     spec = config.model(args.model)
@@ -43,6 +44,7 @@ def main(prefix: str) -> int:
 
     sessions = Sessions(config, SessionOptions(adapter=args.adapter, concurrency=args.concurrency or None,
                                                cache=not args.no_cache, **budget.session_options(args)))
-    summaries = evaluate_matrix(req, config, program_for, sessions, check_spend=budget.matrix_check(args, req.results_dir))
+    summaries = evaluate_matrix(req, config, program_for, sessions, check_spend=budget.matrix_check(args, req.results_dir),
+                                on_unit=None if args.dry_run else common.unit_logger(args, req.results_dir))
     print_table(summaries)
     return 1 if any(s.status == "failed" for s in summaries) else 0

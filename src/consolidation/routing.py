@@ -78,6 +78,7 @@ class RoutingPair:
     n_test: int
     margin: float
     local_rate: float | None
+    local_repeats: int = 1
     policies: list[PolicyResult] = field(default_factory=list)  # on the test half
     recommended: str | None = None  # the policy name chosen on the selection half
     selection: list[PolicyResult] = field(default_factory=list)
@@ -228,7 +229,7 @@ def routing(inputs: Inputs, local_rate: float | None, n_boot: int, seed: int,
                 shared = [e for e in lo.ids if e in api.by_id]
                 sel, test = selection_split(shared, SELECTION_SEED)
                 pair = RoutingPair(t, (lo.arm, lo.model, t), (api.arm, api.model, t), len(shared), len(sel),
-                                   len(test), margin, local_rate)
+                                   len(test), margin, local_rate, lo.repeats)
                 if len(sel) < 2 or len(test) < 2:
                     out.append(pair)
                     continue

@@ -83,8 +83,11 @@ def sec_routing(an: Analysis) -> Section:
         "price what a router does not see — queueing, rate limits, a cold local server — nor promise the same "
         "mix of requests in production; with a small test half the intervals are wide and 'within the margin' "
         "usually means 'not shown to be worse', not 'shown equivalent' (a policy that matches the API on every "
-        "test example gets the degenerate interval [0, 0] whatever n is). No agreement-among-repeats signal: the "
-        "results record one attempt per example.")
+        "test example gets the degenerate interval [0, 0] whatever n is). "
+        + ("Agreement among repeats (`agree<τ`) is swept where a local arm was run with --repeats; at temperature 0 "
+           "its attempts agree unless the server is nondeterministic." if any(p.local_repeats > 1 for p in an.routing)
+           else "No agreement-among-repeats signal: these local arms record one attempt per example (run them with "
+                "--repeats k to add it)."))
     if not an.routing:
         s.blocks.append("No task has both a local arm and an API arm on shared examples: nothing to route.")
         return s

@@ -91,10 +91,12 @@ def planned_units(req: MatrixRequest, specs: list[ModelSpec], tasks: list[Task],
 
 def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
                     sessions: Sessions | None = None,
-                    check_spend: Callable[[list[PlannedUnit]], None] | None = None) -> list[UnitSummary]:
+                    check_spend: Callable[[list[PlannedUnit]], None] | None = None,
+                    on_unit: Callable[[UnitSummary, Task, ModelSpec], None] | None = None) -> list[UnitSummary]:
     """Preflight every model, then run every (model, task) unit; one failed unit never stops the others.
 
-    `check_spend` (--max-cost) sees every planned unit before any preflight or call, and may refuse the run."""
+    `check_spend` (--max-cost) sees every planned unit before any preflight or call, and may refuse the run;
+    `on_unit` (--mlflow) is told of every unit as it ends."""
     sessions = sessions or Sessions(config, SessionOptions(adapter=req.adapter, concurrency=req.concurrency,
                                                            cache=req.cache))
     data = DataCache(config, req.data_mode)
@@ -127,6 +129,8 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
                 summary.extra["cause"] = getattr(exc, "cause", str(exc))
             summary.extra.update(model=spec.key, task=task.key)
             summaries.append(summary)
+            if on_unit is not None:
+                on_unit(summary, task, spec)
             ledger_append(f"{spec.key} x {task.key}", summary.status, summary.message)
             print(f"[{req.arm}] {spec.key} / {task.key}: {_describe(summary)} ({summary.wall_s:.1f}s)",
                   file=sys.stderr, flush=True)
