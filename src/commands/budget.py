@@ -109,6 +109,9 @@ def check(cap: float | None, lines: list[Line], *, dry_run: bool = False, out: C
     out(f"projected spend: ${total:.4f} at the registry's prices" + (f" + ${spent:.4f} already spent by this study"
                                                                        if spent else "")
         + (f"; cap --max-cost ${cap:g}" if cap is not None else ""))
+    if cap is not None and total + spent > cap and dry_run:
+        out(f"over the cap: without --dry-run this run would be refused (projected ${total + spent:.4f} > "
+            f"--max-cost ${cap:g})")
     if cap is not None and total + spent > cap and not dry_run:
         raise UserError(f"--max-cost ${cap:g}: the projected spend is ${total + spent:.4f} "
                         f"({len(lines)} priced unit(s)" + (f", ${spent:.4f} already spent" if spent else "")
