@@ -77,14 +77,14 @@ def test_report_is_self_contained(report):
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text, re.IGNORECASE)
     assert not re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", text, re.IGNORECASE)
     assert "<link" not in text and "<script" not in text and "@import" not in text
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', text)) == 5
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', text)) == 6  # + the routing figure
 
 
 @needs_chromium
 def test_report_renders_in_chromium(report, tmp_path):
     dom, probe = _probe(report, tmp_path)
-    # every plot decoded: scores, delta heatmap, cost frontier, demo curves, tipping-point curve
-    assert len(probe["images"]) == 5
+    # every plot decoded: scores, delta heatmap, cost frontier, demo curves, routing, tipping-point curve
+    assert len(probe["images"]) == 6
     assert all(i["complete"] and i["w"] > 100 and i["h"] > 100 for i in probe["images"]), probe["images"]
     assert [r for r in probe["resources"] if not r.startswith("data:")] == []
     assert probe["failed"] == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dspy
@@ -20,11 +21,15 @@ import dspy
 from src.backends import backend_for
 from src.backends.adapters import build_adapter, choose_adapter
 from src.backends.base import Backend, LMSettings
-from src.backends.metering import MeteredLM
+from src.backends.metering import MeteredLM, SpendCap
 from src.errors import PreflightError
 
 if TYPE_CHECKING:
     from src.registry import Config, ModelSpec
+
+
+# Providers whose chat API takes a per-request `seed` (llama.cpp's server, OpenAI and compatible servers, Ollama).
+SEEDED_PROVIDERS = ("embedded", "openai", "openai_compatible", "ollama")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class SessionOptions:
     concurrency: int | None = None
     cache: bool = True
     max_tokens: int | None = None
+    max_cost: float | None = None  # --max-cost USD: no API request starts once the next one could exceed it
+    spend_ledger: Path | None = None  # a study's running spend across its stages (src.backends.metering.SpendCap)
 
 
 def client_refusal(model: str, temperature: float | None, max_tokens: int | None) -> str | None:
@@ -74,13 +81,38 @@ class ModelSession:
     concurrency: int
     options: SessionOptions = field(default_factory=SessionOptions)
     cap_note: str = ""  # why a requested generation cap was not applied to this model
+    _attempts: dict[int, MeteredLM] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, backend: Backend, options: SessionOptions, cap_note: str = "") -> ModelSession:
+    def open(cls, backend: Backend, options: SessionOptions, cap_note: str = "",
+             spend: SpendCap | None = None) -> ModelSession:
         conc = concurrency_for(backend, options.concurrency)
         lm = backend.make_lm(LMSettings(concurrency=conc, cache=options.cache, max_tokens=options.max_tokens))
+        lm.spend, lm.prices, lm.label = spend, (backend.spec.price_in or 0.0, backend.spec.price_out or 0.0), \
+            backend.spec.key
         name = choose_adapter(backend.spec, options.adapter)
         return cls(backend.spec, backend, lm, build_adapter(name, backend.spec), name, conc, options, cap_note)
+
+    def attempt_lm(self, repeat: int) -> MeteredLM:
+        """The LM for attempt `repeat` of an example (--repeats): attempt 0 is the session's LM; a later attempt
+        has its own rollout_id, so DSPy's response cache never serves one attempt's answer for another (cached
+        calls must not fake agreement), and its own seed where the backend takes one. At temperature 0 a seed
+        changes nothing: repeats then measure the server's own nondeterminism."""
+        if repeat == 0:
+            return self.lm
+        if repeat not in self._attempts:
+            extra: dict[str, Any] = {"rollout_id": repeat}
+            if self.spec.provider in SEEDED_PROVIDERS:
+                extra["seed"] = repeat
+            elif not self.lm.kwargs.get("temperature"):
+                extra["cache"] = False  # DSPy warns rollout_id may not separate greedy requests: never reuse one
+            self._attempts[repeat] = self.lm.copy(**extra)
+        return self._attempts[repeat]
+
+    @property
+    def spend(self) -> SpendCap | None:
+        """The run's spending cap (None: no --max-cost)."""
+        return self.lm.spend
 
     def lm_facts(self) -> dict[str, Any]:
         """The LM's settings as a sidecar records them (never the key)."""
@@ -104,6 +136,8 @@ class Sessions:
         self.options = options or SessionOptions()
         self._backends: dict[str, Backend] = {}
         self._sessions: dict[tuple[str, int | None, str | None], ModelSession] = {}
+        o = self.options
+        self.spend = SpendCap(o.max_cost, o.spend_ledger) if o.max_cost is not None else None  # one cap per run
 
     def backend(self, key: str) -> Backend:
         if key not in self._backends:
@@ -165,8 +199,9 @@ class Sessions:
         if cache_key not in self._sessions:
             cap, note = self.applied_cap(key, max_tokens or self.options.max_tokens)
             opts = SessionOptions(adapter=adapter or self.options.adapter, concurrency=self.options.concurrency,
-                                  cache=self.options.cache, max_tokens=cap)
-            self._sessions[cache_key] = ModelSession.open(self.backend(key), opts, note)
+                                  cache=self.options.cache, max_tokens=cap, max_cost=self.options.max_cost,
+                                  spend_ledger=self.options.spend_ledger)
+            self._sessions[cache_key] = ModelSession.open(self.backend(key), opts, note, self.spend)
         return self._sessions[cache_key]
 
 

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from src.backends.session import Sessions, SessionOptions
-from src.commands import common
+from src.commands import budget, common
 from src.errors import UserError
 from src.evaluation.matrix import MatrixRequest, evaluate_matrix, print_table
 from src.evaluation.unit import UnitSummary
@@ -72,22 +72,26 @@ def main() -> int:
     p = common.parser(__doc__, limit_default=DEFAULT_EVAL_LIMIT)
     p.add_argument("--mode", choices=MODES, default=None, help="which registered models: api, local (Ollama) or "
                    "embedded (installed in-process models)")
+    common.add_repeats(p)
+    common.add_mlflow(p)
     args = p.parse_args()
     config = load_config()
     sessions = Sessions(config, SessionOptions(adapter=args.adapter, concurrency=args.concurrency or None,
-                                               cache=not args.no_cache))
+                                               cache=not args.no_cache, **budget.session_options(args)))
     models = select_models(args.mode, args.models, sessions)
     req = MatrixRequest(
         arm="baseline", model_keys=models, task_keys=resolve_task_keys(args.tasks, config),
         data_mode=args.data, results_dir=common.results_dir(args, config),
         limit=args.limit or None, concurrency=args.concurrency or None, adapter=args.adapter, force=args.force,
-        dry_run=args.dry_run, cache=not args.no_cache,
+        dry_run=args.dry_run, cache=not args.no_cache, repeats=args.repeats,
     )
 
     def baseline_program(task, spec):
         return task.program(), {"kind": "baseline", "module": "ChainOfThought" if task.chain_of_thought else "Predict"}
 
-    summaries = evaluate_matrix(req, config, baseline_program, sessions)
+    summaries = evaluate_matrix(req, config, baseline_program, sessions,
+                                check_spend=budget.matrix_check(args, req.results_dir),
+                                on_unit=None if args.dry_run else common.unit_logger(args, req.results_dir))
     if args.dry_run:
         return 0
     print_table(summaries)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from src.commands import budget
 from src.commands.console import CONSOLE
 from src.errors import PreflightError, UserError
 from src.registry.specs import ADAPTERS
@@ -57,7 +58,7 @@ def real_number(minimum: float = 0.0) -> Callable[[str], float]:
 
 def parser(description: str, *, limit_default: int | None = None) -> argparse.ArgumentParser:
     """A parser with the shared flags: --models --tasks --data --results-dir --limit --concurrency --adapter
-    --force --dry-run (plus --no-cache and --unsafe-exec)."""
+    --force --dry-run --max-cost (plus --no-cache and --unsafe-exec)."""
     p = Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("common flags (same meaning in every runner)")
     g.add_argument("--models", default=None, help="comma-separated model keys (see python -m src.setup_models status; models.json)")
@@ -78,10 +79,45 @@ def parser(description: str, *, limit_default: int | None = None) -> argparse.Ar
     g.add_argument("-v", "--verbose", action="store_true",
                    help="show the libraries' warnings, per-example errors and step-by-step logs live (they always go "
                         "to results/logs/)")
+    budget.add_flag(g)
     g.add_argument(UNSAFE_FLAG, action=_UnsafeExec, help="run the code task's generated programs even where the "
                    "sandbox has no kernel isolation (only rlimits and an interpreter guard; never as root). "
                    "Recorded in every sidecar of the run")
     return p
+
+
+def add_repeats(p: argparse.ArgumentParser) -> None:
+    """--repeats k, for the runners that evaluate units (baseline, optimized eval, single runs)."""
+    p.add_argument("--repeats", type=whole_number(1), default=1, metavar="K",
+                   help="evaluate every example K times and record each attempt (column `repeat`), at the model's "
+                        "temperature, each attempt with its own cache key and seed where the backend takes one; "
+                        "consolidation reports stability: an interval over examples and repeats, run-to-run spread, "
+                        "per-example agreement (default 1)")
+
+
+def add_mlflow(p: argparse.ArgumentParser) -> None:
+    """--mlflow [TRACKING_URI] for the runners that log units (evaluation and optimization)."""
+    p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="TRACKING_URI",
+                   help="log each unit as an MLflow run (parameters, metrics with intervals, CSV and sidecar; "
+                        "optimization with mlflow.dspy.autolog) to TRACKING_URI (default: $MLFLOW_TRACKING_URI, "
+                        "else file:<results-dir>/mlruns); needs requirements/mlflow.txt")
+
+
+def tracker(args: argparse.Namespace, results: Path):
+    """The run's MLflow tracker (one that logs nothing without --mlflow)."""
+    from src.tracking.mlflow_log import Tracker, tracking_uri
+
+    return Tracker(tracking_uri(getattr(args, "mlflow", None), results))
+
+
+def unit_logger(args: argparse.Namespace, results: Path):
+    """evaluate_matrix's on_unit hook for --mlflow, or None."""
+    if getattr(args, "mlflow", None) is None:
+        return None
+    from src.tracking.units import log_eval_unit
+
+    t = tracker(args, results)
+    return lambda summary, task, spec: log_eval_unit(t, summary, task, spec)
 
 
 class _UnsafeExec(argparse.Action):

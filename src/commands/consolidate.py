@@ -3,7 +3,8 @@
 Reads the top level of --results-dir (baseline, optimized and any other phase's CSVs with their .meta.json
 sidecars), results/optimized_programs/*.meta.json, and the optional phase-3 demo curves and phase-5 tipping-point
 tables. Writes --out (default <results-dir>/golden): summary_scores.csv, summary_counts.csv, optimized_scores.csv,
-delta_scores.csv, details/{model}_{task}.csv, long-form CSVs (arms, deltas, economics, break_even, scoreboard),
+delta_scores.csv, delta_mde.csv, details/{model}_{task}.csv, long-form CSVs (arms, deltas, economics, break_even,
+scoreboard, routing),
 SUMMARY.md and report.html. Everything is built in a temporary folder beside --out and swapped in at the end: an
 error leaves the previous golden files untouched.
 
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=common.whole_number(100), default=2000, metavar="N",
                    help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of every resampling procedure (default 0)")
+    p.add_argument("--routing-margin", type=common.real_number(), default=1.0, metavar="POINTS",
+                   help="routing: a policy may be this many points below always-API (its paired 95%% CI's lower "
+                        "bound) and still be recommended (default 1)")
     args = p.parse_args(argv)
     from src.registry import load_config
 
@@ -67,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                                                             "no such folder (run the stages first)"))
     out = Path(args.out) if args.out else results_dir / "golden"
     writable_dir(out.parent, "--out's folder")
-    res = consolidate(Options(results_dir, out, args.strict, args.local_cost_per_hour, args.bootstrap, args.seed),
-                      config)
+    res = consolidate(Options(results_dir, out, args.strict, args.local_cost_per_hour, args.bootstrap, args.seed,
+                              args.routing_margin / 100), config)
     print(f"wrote {out / 'SUMMARY.md'} and {out / 'report.html'} ({len(res.arms)} arms, {len(res.deltas)} deltas"
           + (f", {len(res.warnings)} comparability warning(s)" if res.warnings else "") + ")")
     ledger_append("golden summaries + report", "ran")

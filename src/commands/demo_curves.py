@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from src.backends.session import Sessions, SessionOptions
-from src.commands import common
+from src.commands import budget, common
 from src.errors import UserError
 from src.evaluation.matrix import DataCache
 from src.optimization.arms import ARMS
@@ -37,7 +37,8 @@ each with a paired 95% CI on the same eval examples as the baseline.
     args = p.parse_args()
     config = load_config()
     results_dir = common.results_dir(args, config)
-    sessions = Sessions(config, SessionOptions(concurrency=args.concurrency or None, cache=not args.no_cache))
+    sessions = Sessions(config, SessionOptions(concurrency=args.concurrency or None, cache=not args.no_cache,
+                                               **budget.session_options(args)))
     tasks = [get_task(k, config) for k in resolve_task_keys(args.tasks, config)]
     models = common.split_list(args.models) or optimized_models(results_dir, args.optimizer, config.tasks)
     specs = [sessions.spec(m) for m in models]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from src.backends.session import Sessions
+from src.commands import budget as spend
 from src.commands import common
 from src.errors import UserError
 from src.optimization.arms import ARMS
@@ -95,17 +96,27 @@ def plan(exp: Experiment, args: Any, results_dir: Path, stages: list[str]) -> li
         common.append("--force")
     if getattr(args, "unsafe_exec", False):  # the sandbox opt-in applies to every stage that scores code
         common.append("--unsafe-exec")
+    cap = args.max_cost if getattr(args, "max_cost", None) is not None else exp.max_cost
+    if cap is not None:  # one cap for the study: each stage starts from what the ones before it spent (spend ledger)
+        common += ["--max-cost", f"{cap:g}"]
+    if getattr(args, "mlflow", None) is not None:  # one tracking store for every stage's units
+        from src.tracking.mlflow_log import tracking_uri
+
+        common += ["--mlflow", str(tracking_uri(args.mlflow, results_dir))]
     limit = args.limit if args.limit is not None else exp.limit
+    reps = getattr(args, "repeats", None) or exp.repeats  # --repeats / the study's repeats: evaluation stages only
+    evals = ["--repeats", str(reps)] if reps > 1 else []
     n_tasks = len(exp.tasks.split(",")) if exp.tasks != "all" else 9
     out: list[Stage] = []
     if "baseline" in stages:
         if exp.students:
             out.append(Stage("baseline", py + ["src.run_baseline_v2", "--models", ",".join(exp.students),
-                                               "--limit", str(limit or 0)] + common, len(exp.students) * n_tasks))
+                                               "--limit", str(limit or 0)] + common + evals,
+                             len(exp.students) * n_tasks))
         if exp.references:
             ref_limit = args.limit if args.limit is not None else (exp.reference_limit or limit)
             out.append(Stage("baseline (references)", py + ["src.run_baseline_v2", "--models", ",".join(exp.references),
-                                                            "--limit", str(ref_limit or 0)] + common,
+                                                            "--limit", str(ref_limit or 0)] + common + evals,
                              len(exp.references) * n_tasks))
     if exp.students and "optimize" in stages:
         opt = py + ["src.run_optimization", "--models", ",".join(exp.students), "--optimizer", exp.optimizer,
@@ -119,7 +130,8 @@ def plan(exp: Experiment, args: Any, results_dir: Path, stages: list[str]) -> li
         out.append(Stage("optimize", opt, len(exp.students) * n_tasks))
     if exp.students and "eval" in stages:
         out.append(Stage("eval", py + ["src.run_optimized_eval", "--models", ",".join(exp.students), "--optimizer",
-                                       exp.optimizer, "--limit", str(limit or 0)] + common, len(exp.students) * n_tasks))
+                                       exp.optimizer, "--limit", str(limit or 0)] + common + evals,
+                             len(exp.students) * n_tasks))
     if "consolidate" in stages:
         out.append(Stage("consolidate", py + ["src.consolidate_results", "--results-dir", str(results_dir)], 1))
     return out
@@ -175,7 +187,9 @@ def main() -> int:
     p.add_argument("--config", default=None, help="an experiment file (YAML) instead of a preset")
     p.add_argument("--phases", default=",".join(STAGES), help="the stages to run: a comma-separated subset of "
                    + ",".join(STAGES))
-    p.set_defaults(limit=None)
+    common.add_repeats(p)
+    common.add_mlflow(p)
+    p.set_defaults(limit=None, repeats=None)
     args = p.parse_args()
     config = load_config()
     stages = common.split_list(args.phases)
@@ -215,6 +229,12 @@ def main() -> int:
                 print(f"\n--- {s.name}")
                 subprocess.run(s.argv + ["--dry-run"], env=env)
         return 0
+    cap = args.max_cost if args.max_cost is not None else exp.max_cost
+    if cap is not None:  # --max-cost / the study's max_cost: refuse before any stage, and one running spend for all
+        limit = args.limit if args.limit is not None else exp.limit
+        spend.check(cap, spend.study_lines(exp, config, results_dir, args.data or exp.data, limit,
+                                           args.limit if args.limit is not None else exp.reference_limit, stages))
+        env[spend.SPEND_LEDGER_ENV] = str(spend.new_ledger(results_dir))
     sessions.preflight(models + ([exp.teacher] if exp.teacher else []), args.adapter or exp.adapter)
     t0 = time.time()
     rows = run_stages(steps, env)

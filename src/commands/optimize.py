@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from src.backends.session import Sessions, SessionOptions
+from src.commands import budget as spend
 from src.commands import common
 from src.errors import UserError
 from src.evaluation.matrix import DataCache
@@ -39,13 +40,14 @@ def main() -> int:
                    help="optimizer-train examples (default: the preset's)")
     p.add_argument("--dev-size", type=common.whole_number(1), default=None,
                    help="dev examples used to pick the best seed")
+    common.add_mlflow(p)
     args = p.parse_args()
     if not args.models:
         raise UserError("--models is required (e.g. --models smollm2-135m)")
     config = load_config()
     budget = preset(args.preset)
     sessions = Sessions(config, SessionOptions(adapter=args.adapter, concurrency=args.concurrency or None,
-                                               cache=not args.no_cache))
+                                               cache=not args.no_cache, **spend.session_options(args)))
     models = common.split_list(args.models)
     for m in models:
         sessions.spec(m)
@@ -62,6 +64,7 @@ def main() -> int:
     print(f"optimizing with {args.optimizer}, preset {budget.name}, seeds {seeds}, train {train_size} / dev {dev_size}, "
           f"teacher {args.teacher or '(each student itself)'}, data {data.source.describe()}")
     total = 0
+    spend_lines: list[spend.Line] = []
     for task in tasks:
         data.get(task)  # a task's program can depend on its data (Banking77's label list)
     for m in models:
@@ -69,10 +72,14 @@ def main() -> int:
             n_train = min(train_size, max(0, len(data.get(task).train) - dev_size))
             calls = get_arm(args.optimizer).projected(task, budget, n_train, dev_size, n_seeds)
             total += calls.total
+            spend_lines += spend.optimization_lines(results_dir, sessions.spec(m),
+                                                    sessions.spec(args.teacher or m), task, data.get(task).train,
+                                                    calls.student, calls.teacher)
             print(f"  {m} x {task.key}: projected {calls.total} LM calls (teacher {calls.teacher}, student "
                   f"{calls.student}) -> {program_path(results_dir, m, task.key, args.optimizer)}")
     print(f"projected LM calls in all: {total} (upper bounds; DSPy's MIPROv2 estimate plus bootstrapping and dev "
           f"scoring; cached responses cost none)")
+    spend.check(args.max_cost, spend_lines, dry_run=args.dry_run)
     if args.dry_run:
         return 0
     if args.limit:
@@ -82,14 +89,20 @@ def main() -> int:
                        capped=models)
     quiet_optimizer_logs(args.verbose)
     teacher_session = sessions.session(args.teacher) if args.teacher else None
+    tracker = common.tracker(args, results_dir)  # --mlflow: each unit a run, DSPy's autolog inside it
     results = []
     for m in models:
         student = sessions.session(m, max_tokens=budget.max_tokens)
         for task in tasks:
             print(f"[optimize] {m} / {task.key}: started", file=sys.stderr, flush=True)
             try:
-                r = run_opt_unit(args.optimizer, task, data.get(task), student, teacher_session or student, budget,
-                                 seeds, results_dir, train_size, dev_size, args.force)
+                with tracker.optimization_run(f"optimize {m} x {task.key} ({args.optimizer})", {
+                        "model": m, "task": task.key, "optimizer": args.optimizer, "preset": budget.name,
+                        "teacher": args.teacher or m, "seeds": ",".join(map(str, seeds)), "train_size": train_size,
+                        "dev_size": dev_size}):
+                    r = run_opt_unit(args.optimizer, task, data.get(task), student, teacher_session or student,
+                                     budget, seeds, results_dir, train_size, dev_size, args.force)
+                    tracker.log_result(r)
             except UserError as exc:
                 r = OptUnitResult(m, task.key, args.optimizer, "failed", message=str(exc))
             results.append(r)

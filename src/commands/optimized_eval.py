@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from src.backends.session import Sessions, SessionOptions
-from src.commands import common
+from src.commands import budget, common
 from src.errors import UserError
 from src.evaluation.matrix import MatrixRequest, evaluate_matrix, print_table
 from src.optimization.arms import ARMS
@@ -23,11 +23,14 @@ def main() -> int:
     p.add_argument("--optimizer", default="mipro_v2", choices=ARMS)
     p.add_argument("--allow-version-mismatch", action="store_true",
                    help="evaluate programs saved under another DSPy version (the result says so)")
+    common.add_repeats(p)
+    common.add_mlflow(p)
     args = p.parse_args()
     if not args.models:
         raise UserError("--models is required (e.g. --models smollm2-135m)")
     config = load_config()
-    sessions = Sessions(config, SessionOptions(concurrency=args.concurrency or None, cache=not args.no_cache))
+    sessions = Sessions(config, SessionOptions(concurrency=args.concurrency or None, cache=not args.no_cache,
+                                               **budget.session_options(args)))
     models = common.split_list(args.models)
     for m in models:
         sessions.spec(m)
@@ -50,7 +53,7 @@ def main() -> int:
     req = MatrixRequest(
         arm=arm_for_optimizer(args.optimizer), model_keys=models, task_keys=tasks, data_mode=args.data,
         results_dir=results_dir, limit=args.limit or None, concurrency=args.concurrency or None, adapter=adapter,
-        force=args.force, dry_run=args.dry_run, cache=not args.no_cache,
+        force=args.force, dry_run=args.dry_run, cache=not args.no_cache, repeats=args.repeats,
     )
 
     def optimized_program(task, spec):
@@ -63,7 +66,9 @@ def main() -> int:
         _note_missing_baseline(results_dir, spec, task)
         return program, info
 
-    summaries = evaluate_matrix(req, config, optimized_program, sessions)
+    summaries = evaluate_matrix(req, config, optimized_program, sessions,
+                                check_spend=budget.matrix_check(args, results_dir),
+                                on_unit=None if args.dry_run else common.unit_logger(args, results_dir))
     if args.dry_run:
         return 0
     print_table(summaries)

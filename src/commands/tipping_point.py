@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from src.backends.session import Sessions, SessionOptions
+from src.commands import budget as spend
 from src.commands import common
 from src.errors import UserError
 from src.evaluation.matrix import DataCache
@@ -47,7 +48,7 @@ Every (model, task, n, seed) is a checkpoint file; a killed run resumes from the
         raise UserError("--models is required")
     config = load_config()
     sessions = Sessions(config, SessionOptions(adapter=args.adapter, concurrency=args.concurrency or None,
-                                               cache=not args.no_cache))
+                                               cache=not args.no_cache, **spend.session_options(args)))
     ns, seeds = _ints(args.n, "--n"), _ints(args.seeds, "--seeds")
     models = common.split_list(args.models)
     for m in models:

@@ -12,6 +12,8 @@ from src.consolidation.economics import BreakEven, UnitEconomics, break_even, ec
 from src.consolidation.format import is_missing
 from src.consolidation.inputs import ArmKey, Inputs, Unit
 from src.consolidation.programs import DemoCounts, demo_counts
+from src.consolidation.routing import MARGIN, RoutingPair, routing
+from src.consolidation.stability import Stability, stability
 from src.consolidation.scoreboard import Inversion, ScoreRow, scoreboard
 from src.consolidation.studies import StudyFiles
 from src.consolidation.variance import Variance, variance
@@ -26,6 +28,7 @@ class Options:
     local_cost_per_hour: float | None = None
     n_boot: int = 2000
     seed: int = 0
+    routing_margin: float = MARGIN  # non-inferiority margin of a routing policy vs always-API (0.01 = 1 point)
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Analysis:
     break_even: list[BreakEven]
     demo_counts: DemoCounts
     failures: dict[ArmKey, Failures]
+    routing: list[RoutingPair]  # routing policies per (local arm, API arm) pair, from the recorded answers
+    stability: dict[ArmKey, Stability]  # arms recorded with --repeats k > 1
 
     @property
     def notes(self) -> list[str]:
@@ -103,6 +108,8 @@ def analyse(inputs: Inputs, options: Options, warnings: list[str] | None = None)
     adj, rej = stats.holm([deltas[k].p for k in keys])
     for k, ap, r in zip(keys, adj, rej):
         deltas[k].holm_p, deltas[k].holm_reject = ap, r
+    for d in deltas.values():
+        d.family = f"Holm across the {len(keys)} optimized − baseline deltas"
     other: dict[ArmKey, Paired] = {}
     for arm in inputs.extra_arms:
         for m in inputs.models:
@@ -110,6 +117,7 @@ def analyse(inputs: Inputs, options: Options, warnings: list[str] | None = None)
                 a, b = inputs.unit.get(("baseline", m, t)), inputs.unit.get((arm, m, t))
                 if a and b:
                     other[(arm, m, t)] = st.paired(a, b)
+                    other[(arm, m, t)].family = "uncorrected (outside the Holm family of optimized − baseline)"
     rate = options.local_cost_per_hour
     econ = {k: economics(u, inputs.minfo[u.model], rate) for k, u in inputs.unit.items()}
     rows, inversions = scoreboard(inputs, arms, st)
@@ -120,4 +128,6 @@ def analyse(inputs: Inputs, options: Options, warnings: list[str] | None = None)
                     variance=variance(deltas, inputs.tasks), economics=econ,
                     break_even=break_even(inputs, arms, econ, rate),
                     demo_counts=demo_counts(inputs.programs, evaluated),
-                    failures={k: failures(u) for k, u in inputs.unit.items()})
+                    failures={k: failures(u) for k, u in inputs.unit.items()},
+                    routing=routing(inputs, rate, options.n_boot, options.seed, options.routing_margin),
+                    stability=stability(inputs, options.n_boot, options.seed))

@@ -7,12 +7,18 @@ from typing import Any
 from src.consolidation.analysis import Analysis
 from src.consolidation.arms import Paired
 from src.consolidation.findings import sec_economics, sec_scoreboard, sec_variance
-from src.consolidation.format import ci_txt, is_missing, num, pct, pts, pval
+from src.consolidation.format import ci_txt, is_missing, mde_txt, num, pct, pts, pval
 from src.consolidation.inputs import MAIN_ARMS
+from src.consolidation.routing_doc import routing_plot_data, sec_routing
+from src.consolidation.stability_doc import sec_stability
 from src.report import Cell, Plot, ReportDoc, Section, Table
 from src.results.record import now_iso
 
 TITLE = "Intelligence Arbitrage — consolidated results"
+MDE_NOTE = ("MDE = minimum detectable effect: the smallest true difference (points) the paired test detects with "
+            "80% power at α = 0.05, for its n and observed discordance (binary: exact McNemar) or sd of the "
+            "per-example differences (continuous: paired t); a non-significant delta says nothing about effects "
+            "below it. 'none reachable': too few discordant pairs for any effect to reach 80% power.")
 
 
 def build_document(an: Analysis) -> ReportDoc:
@@ -34,7 +40,9 @@ def build_document(an: Analysis) -> ReportDoc:
         f"each resample where it is not a mean (e.g. micro-F1). Deltas are paired on the example ids both arms "
         f"share: paired bootstrap 95% CI; p from the exact McNemar test (binary) or a paired permutation test "
         f"(continuous; exact when ≤16 pairs differ). A delta is called improved/hurt only when its CI excludes 0 "
-        f"and p < 0.05, otherwise 'no detectable effect'; Holm correction runs across the whole delta matrix.",
+        f"and p < 0.05, otherwise 'no detectable effect'; Holm correction runs across the whole delta matrix. "
+        f"Every delta carries its minimum detectable effect (MDE, 80% power) and every table names the family its "
+        f"p-values are corrected over.",
     ]
     smoke_units = an.smoke_units
     smoke = []
@@ -44,7 +52,9 @@ def build_document(an: Analysis) -> ReportDoc:
     sections = [sec_scores(an), sec_deltas(an)]
     if inp.extra_arms:
         sections.append(sec_other_arms(an))
-    sections += [sec_scoreboard(an), sec_variance(an), sec_economics(an), sec_failures(an), sec_reasoning(an)]
+    stable = sec_stability(an)
+    sections += ([stable] if stable else []) + [sec_scoreboard(an), sec_variance(an), sec_economics(an),
+                                                 sec_routing(an), sec_failures(an), sec_reasoning(an)]
     sections += an.studies.sections()
     sections.append(sec_files(an))
     return ReportDoc(TITLE, header, smoke, an.warnings, an.notes, sections, plot_data(an))
@@ -117,10 +127,12 @@ def sec_deltas(an: Analysis) -> Section:
     for (m, t), d in sorted(an.deltas.items(), key=lambda kv: (an.tasks.index(kv[0][1]), an.models.index(kv[0][0]))):
         rows.append([m, t, str(d.n_shared), pct(d.a_score), pct(d.b_score), delta_cell(d),
                      pval(d.p), d.test, pval(d.holm_p), "yes" if d.holm_reject else "no",
-                     Cell(d.verdict, "pos" if d.verdict == "improved" else "neg" if d.verdict == "hurt" else "ns")])
+                     Cell(d.verdict, "pos" if d.verdict == "improved" else "neg" if d.verdict == "hurt" else "ns"),
+                     mde_txt(d.mde)])
     s.blocks.append(Table(["model", "task", "n shared", "baseline", "optimized", "delta [95% CI]", "p", "test",
-                           "Holm p", "survives Holm", "verdict"], rows,
-                          caption="Every comparison, on the examples both arms share.", text_cols=2, left=(7, 10)))
+                           "Holm p", "survives Holm", "verdict", "MDE (pts)"], rows,
+                          caption=f"Every comparison, on the examples both arms share. Correction family: "
+                                  f"{ds[0].family}. {MDE_NOTE}", text_cols=2, left=(7, 10)))
     return s
 
 
@@ -131,11 +143,13 @@ def sec_other_arms(an: Analysis) -> Section:
                     f"family).")
     for arm in an.inputs.extra_arms:
         s.blocks += [f"**{arm}**:", matrix(an, arm)]
-        rows = [[m, t, str(d.n_shared), delta_cell(d), pval(d.p), d.test, d.verdict]
+        rows = [[m, t, str(d.n_shared), delta_cell(d), pval(d.p), d.test, d.verdict, mde_txt(d.mde)]
                 for (a2, m, t), d in an.other_deltas.items() if a2 == arm]
         if rows:
             s.blocks.append(Table(["model", "task", "n shared", f"{arm} − baseline [95% CI]", "p", "test",
-                                   "verdict"], rows, text_cols=2, left=(5, 6)))
+                                   "verdict", "MDE (pts)"], rows, text_cols=2, left=(5, 6),
+                                  caption="Correction family: none — each p is uncorrected (these arms are outside "
+                                          "the Holm family of optimized − baseline). " + MDE_NOTE))
     return s
 
 
@@ -216,5 +230,6 @@ def plot_data(an: Analysis) -> dict[str, Any]:
         points.append({"task": k[2], "model": k[1], "phase": k[0], "kind": e.kind,
                        "score": an.arms[k].score, "cost_per_1k": None if is_missing(per1k) else per1k})
     data["cost_frontier"] = {"tasks": an.tasks, "points": points} if points else None
+    data["routing"] = routing_plot_data(an)
     data.update(an.studies.plot_data())
     return data

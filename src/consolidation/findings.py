@@ -6,7 +6,7 @@ from typing import Any
 
 from src.consolidation.analysis import Analysis
 from src.consolidation.arms import ArmStat, Paired
-from src.consolidation.format import ci_txt, is_missing, money, num, pct, pts, pval
+from src.consolidation.format import ci_txt, is_missing, mde_txt, money, num, pct, pts, pval
 from src.consolidation.programs import DemoCounts
 from src.report import Cell, Plot, Section, Table
 
@@ -28,15 +28,20 @@ def _vs_cell(d: Paired | None) -> Cell:
     if d.n_shared == 0:
         return Cell("not paired (no shared ids)", "muted")
     cls = ("pos" if d.delta > 0 else "neg") if d.significant else "ns"
-    return Cell(f"{pts(d.delta)} {ci_txt(d.lo, d.hi, True)} p={pval(d.p)} n={d.n_shared}"
-                + ("" if d.significant else " (n.s.)"), cls, strong=d.significant)
+    return Cell(f"{pts(d.delta)} {ci_txt(d.lo, d.hi, True)} p={pval(d.p)} Holm p={pval(d.holm_p)} "
+                f"n={d.n_shared} MDE {mde_txt(d.mde)}" + ("" if d.significant else " (n.s.)"), cls,
+                strong=d.significant)
 
 
 def sec_scoreboard(an: Analysis) -> Section:
     s = Section("Arbitrage scoreboard")
-    s.blocks.append("Per task: the best optimized local model (by optimized score) against each API model's "
-                    "baseline and optimized scores. Differences are local − API in points, paired on shared "
-                    "example ids (p uncorrected).")
+    fam = next((d.family for r in an.scoreboard for d in r.vs.values() if d is not None), "none")
+    s.blocks.append("Per task: the best optimized local model against each API model's baseline and optimized "
+                    "scores. Where several local models compete, the best is chosen on a seeded half of the "
+                    "examples they share and everything in its row (its score, the differences) is measured on the "
+                    "other half only, so the winner is not tested on the examples that picked it. Differences are "
+                    "local − API in points, paired on shared example ids, with the minimum detectable effect (MDE, "
+                    f"80% power). Correction family: {fam}; n.s. = CI spans 0 or uncorrected p ≥ 0.05.")
     table = []
     for r in an.scoreboard:
         best = r.local
@@ -45,13 +50,16 @@ def sec_scoreboard(an: Analysis) -> Section:
                           f"{best.unit.model} {pct(best.score)}" if best else "–", "–", "–"])
             continue
         table.append([r.task, r.api_model, _arm_text(r.api["baseline"]), _arm_text(r.api["optimized"]),
-                      f"{best.unit.model} {pct(best.score)} {ci_txt(best.lo, best.hi)}" if best
+                      f"{best.unit.model} {pct(best.score)} {ci_txt(best.lo, best.hi)} n={best.n}" if best
                       else "no optimized local model",
+                      r.choice.text if r.choice else "–",
                       _vs_cell(r.vs.get("baseline")), _vs_cell(r.vs.get("optimized"))])
     s.blocks.append(Table(["task", "API model", "API baseline", "API optimized", "best optimized local",
-                           "local − API baseline", "local − API optimized"], table, text_cols=2))
+                           "chosen on", "local − API baseline", "local − API optimized"], table, text_cols=2,
+                          left=(5,)))
     if an.inversions:
-        lines = ["**Rank inversions** (optimized local > optimized API):"]
+        lines = ["**Rank inversions** (optimized local > optimized API; all examples, each p uncorrected — "
+                 "correction family: none):"]
         for inv in an.inversions:
             sig = ("**significant**" if inv.cmp.significant else
                    "**not significant**: no detectable difference, the ranking may be noise")
@@ -100,7 +108,7 @@ def sec_variance(an: Analysis) -> Section:
         s.blocks.append(Table(["task", "models", "improved", "hurt", "no detectable effect", "positive point "
                                "estimates", "mean delta", "consistency tier"], tiers,
                               caption="Consistency per task (improved/hurt = CI excludes 0 and p < 0.05, "
-                                      "uncorrected).", left=(-1,)))
+                                      "uncorrected — correction family: none).", left=(-1,)))
     s.blocks += _demo_blocks(an.demo_counts)
     return s
 

@@ -30,6 +30,13 @@ def ci_txt(lo: float, hi: float, signed: bool = False) -> str:
     return "[–]" if is_missing(lo) or is_missing(hi) else f"[{f(lo)}, {f(hi)}]"
 
 
+def mde_txt(x: float | None) -> str:
+    """A minimum detectable effect in points ("none reachable" when no effect the data allow reaches the power)."""
+    if is_missing(x):
+        return "–"
+    return "none reachable" if x == float("inf") else f"{100 * x:.1f}"
+
+
 def pval(p: float) -> str:
     if is_missing(p):
         return "–"

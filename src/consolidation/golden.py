@@ -18,6 +18,8 @@ from src.consolidation.comparability import comparability
 from src.consolidation.document import build_document
 from src.consolidation.format import csv_text, is_missing, pct, safe_name
 from src.consolidation.inputs import MAIN_ARMS, ArmKey, TaskResolver, load_inputs
+from src.consolidation.routing_doc import ROUTING_COLUMNS, routing_rows
+from src.consolidation.stability_doc import STABILITY_COLUMNS, stability_rows
 from src.errors import UserError
 from src.report import SMOKE_BANNER, ReportDoc, to_markdown, write_report
 
@@ -61,6 +63,9 @@ def write_tables(an: Analysis, folder: Path) -> None:
     matrix("optimized_scores.csv", score("optimized"))
     matrix("delta_scores.csv", lambda m, t: f"{100 * an.deltas[(m, t)].delta:.1f}" if (m, t) in an.deltas
            and not is_missing(an.deltas[(m, t)].delta) else "")
+    # the MDE as a sibling matrix (points at 80% power): delta_scores.csv keeps its documented shape, and a reader
+    # of the delta matrix finds, cell for cell, the smallest effect each test could have detected ("inf": none)
+    matrix("delta_mde.csv", lambda m, t: _points(an.deltas[(m, t)].mde) if (m, t) in an.deltas else "")
     put("arms.csv", ["model", "task", "phase", "kind", "n", "n_correct", "score", "ci_low", "ci_high", "interval",
                      "file"],
         [[k[1], k[2], k[0], an.inputs.minfo[k[1]].kind, a.n, a.n_correct, round(a.score, 6), round(a.lo, 6),
@@ -68,10 +73,12 @@ def write_tables(an: Analysis, folder: Path) -> None:
     all_deltas: list[tuple[str, str, str, Paired]] = [("optimized", m, t, d) for (m, t), d in an.deltas.items()]
     all_deltas += [(arm, m, t, d) for (arm, m, t), d in an.other_deltas.items()]
     put("deltas.csv", ["model", "task", "arm", "n_shared", "baseline", "arm_score", "delta", "ci_low", "ci_high", "p",
-                       "test", "holm_p", "holm_reject", "verdict"],
+                       "test", "holm_p", "holm_reject", "verdict", "family", "mde", "mde_basis"],
         [[m, t, arm, d.n_shared, d.a_score, d.b_score, d.delta, d.lo, d.hi, d.p, d.test,
-          d.holm_p if arm == "optimized" else float("nan"), int(d.holm_reject), d.verdict]
-         for arm, m, t, d in all_deltas])
+          d.holm_p if arm == "optimized" else float("nan"), int(d.holm_reject), d.verdict, d.family, d.mde,
+          d.mde_basis] for arm, m, t, d in all_deltas])
+    put("routing.csv", ROUTING_COLUMNS, routing_rows(an))
+    put("stability.csv", STABILITY_COLUMNS, stability_rows(an))
     put("economics.csv", ECONOMICS_COLUMNS, [_fields(e, ECONOMICS_COLUMNS) for e in an.economics.values()])
     put("break_even.csv", BREAK_EVEN_COLUMNS, [_fields(r, BREAK_EVEN_COLUMNS) for r in an.break_even])
     sb = []
@@ -83,12 +90,23 @@ def write_tables(an: Analysis, folder: Path) -> None:
             d, ref = r.vs.get(arm), r.api[arm]
             sb.append([r.task, r.api_model, arm, ref.score if ref else None, best.unit.model if best else None,
                        best.score if best else None, d.n_shared if d else None, d.delta if d else None,
-                       d.lo if d else None, d.hi if d else None, d.p if d else None, d.verdict if d else None])
+                       d.lo if d else None, d.hi if d else None, d.p if d else None, d.verdict if d else None,
+                       d.holm_p if d else None, int(d.holm_reject) if d else None, d.family if d else None,
+                       d.mde if d else None, r.choice.text if r.choice else None])
+    # the local score and the comparisons are on the test half when the best local model was chosen (chosen_on)
     put("scoreboard.csv", ["task", "api_model", "api_phase", "api_score", "best_local_optimized", "local_score",
-                           "n_shared", "delta", "ci_low", "ci_high", "p", "verdict"], sb)
+                           "n_shared", "delta", "ci_low", "ci_high", "p", "verdict", "holm_p", "holm_reject",
+                           "family", "mde", "chosen_on"], sb)
     for m in models:
         for t in tasks:
             _write_details(an, folder, m, t)
+
+
+def _points(x: float) -> str:
+    """A 0..1 effect as points with one decimal; "inf" when no effect the data allow is detectable."""
+    if is_missing(x):
+        return ""
+    return "inf" if x == float("inf") else f"{100 * x:.1f}"
 
 
 def _write_details(an: Analysis, folder: Path, m: str, t: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from collections import defaultdict
@@ -49,7 +50,12 @@ TaskResolver = Callable[[str], TaskLike]
 
 @dataclass
 class Unit:
-    """One result CSV: an (arm, model, task) with its records and sidecar (empty when missing or unreadable)."""
+    """One result CSV: an (arm, model, task) with its records and sidecar (empty when missing or unreadable).
+
+    With --repeats k the CSV holds k attempts per example (column `repeat`): `attempts` keeps them all, and
+    `records` holds one record per example whose score is the mean of its attempts (what every paired statistic
+    uses: deltas are on per-example means), is_correct the majority, tokens, cost and latency the means per attempt,
+    the rest from the first attempt. With k = 1 `records` is `attempts`."""
 
     path: Path
     arm: str
@@ -60,6 +66,14 @@ class Unit:
     meta: UnitMeta = field(default_factory=UnitMeta)
 
     def __post_init__(self) -> None:
+        self.attempts = list(self.records)
+        groups: dict[str, list[Record]] = {}
+        for r in self.attempts:
+            groups.setdefault(r.example_id, []).append(r)
+        self.repeats = max((len(g) for g in groups.values()), default=1)
+        if self.repeats > 1:
+            self.records = [_mean_record(g) for g in groups.values()]
+        self.by_attempts = groups
         self.by_id = {r.example_id: r for r in self.records}
         self.ids = [r.example_id for r in self.records]
 
@@ -105,9 +119,10 @@ def read_result_csv(path: Path) -> list[Record]:
         problem = _validate_record(rec)
         if problem:
             raise UserError(f"{path}: corrupt result CSV (data row {i - 1}: {problem})")
-        if rec.example_id in seen:
-            raise UserError(f"{path}: not a unit's result CSV (example_id '{rec.example_id}' appears twice)")
-        seen.add(rec.example_id)
+        if rec.key in seen:
+            again = f"example_id '{rec.example_id}'" + (f" repeat {rec.repeat}" if rec.repeat else "")
+            raise UserError(f"{path}: not a unit's result CSV ({again} appears twice)")
+        seen.add(rec.key)
     return records
 
 
@@ -185,6 +200,23 @@ def load_units(results_dir: Path, known_models: Iterable[str] = (),
 
 
 # ---- registry facts ------------------------------------------------------------------------------------------------
+
+def _mean_record(attempts: list[Record]) -> Record:
+    """One example's attempts as one record: mean score, majority correctness, mean per-attempt costs."""
+    first = min(attempts, key=lambda r: r.repeat)
+    k = len(attempts)
+
+    def mean(name: str) -> float:
+        return sum(getattr(r, name) for r in attempts) / k
+
+    return dataclasses.replace(
+        first, score=mean("score"), is_correct=int(mean("is_correct") > 0.5),
+        parse_failure=int(mean("parse_failure") > 0.5),
+        error=first.error if all(r.error for r in attempts) else "", latency_ms=mean("latency_ms"),
+        input_tokens=round(mean("input_tokens")), output_tokens=round(mean("output_tokens")),
+        thinking_tokens=round(mean("thinking_tokens")), lm_calls=round(mean("lm_calls")), cost_usd=mean("cost_usd"),
+        cache_hit=int(all(r.cache_hit for r in attempts)), repeat=0)
+
 
 @dataclass
 class ModelInfo:

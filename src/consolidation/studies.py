@@ -85,7 +85,8 @@ class StudyFiles:
                      compact(r.get("n_examples")), compact(r.get("n_errors")), _points(r.get("phase1_delta"))]
                     for r in self.curves or []]
             s.blocks.append(Table(["model", "task", "condition", "n demos", "score", "95% CI", "n", "errors",
-                                   "phase-1 delta (pts)"], rows, text_cols=3))
+                                   "phase-1 delta (pts)"], rows, text_cols=3,
+                                  caption="Correction family: none (scores with intervals, no tests)."))
         if self.decomposition:
             rows = [[r.get("model", ""), r.get("task", ""), compact(r.get("k")), _score(r.get("baseline")),
                      _score(r.get("score_n0")), _score(r.get("score_nk")),
@@ -96,7 +97,8 @@ class StudyFiles:
             s.blocks.append(Table(["model", "task", "k", "baseline", "n=0", "n=k", "instruction effect",
                                    "demo effect", "best n (score)", "n"], rows, text_cols=2,
                                   caption="Instruction effect = score(n=0) − baseline; demo effect = score(n=k) − "
-                                          "score(n=0); points with the paired 95% CI and p, on the same examples."))
+                                          "score(n=0); points with the paired 95% CI and p, on the same examples. "
+                                          "Correction family: none — each p is uncorrected."))
         return s
 
     def sec_tipping(self) -> Section:
@@ -118,7 +120,8 @@ class StudyFiles:
             s.blocks.append(Table(["model", "task", "regime", "baseline [95% CI]", "smallest significant n",
                                    "best n", "best score", "lift at best n", "seeds", "n"], table, text_cols=3,
                                   caption="Per (model, task): does bootstrapping n demos lift the eval score? Scores "
-                                          "in %, lift in points with the paired 95% CI and p." + bounds))
+                                          "in %, lift in points with the paired 95% CI and p." + bounds
+                                          + " Correction family: " + _family(rows) + "."))
         if self.tipping_curve:
             s.blocks.append(Plot("tipping_curves", "Score vs optimization examples (mean over seeds; band = 95% "
                                                    "CI)."))
@@ -128,8 +131,15 @@ class StudyFiles:
                       r.get("verdict", "") or "–", compact(r.get("optimization_calls"))]
                      for r in self.tipping_curve]
             s.blocks.append(Table(["model", "task", "n", "seeds", "score [95% CI]", "lift vs n=0", "verdict",
-                                   "optimization LM calls"], table, text_cols=2, left=(6,)))
+                                   "optimization LM calls"], table, text_cols=2, left=(6,),
+                                  caption="Correction family: " + _family(self.tipping_curve) + "."))
         return s
+
+
+def _family(rows: Rows) -> str:
+    """The correction family a study file states in its `correction` column (older files: none stated)."""
+    named = sorted({r.get("correction", "") for r in rows if r.get("correction")})
+    return "; ".join(named) if named else "none stated in the file (treat each p as uncorrected)"
 
 
 def curve_pairs(rows: Rows, x_col: str, cond_col: str | None, default_cond: str = "default") -> list[dict[str, Any]]:

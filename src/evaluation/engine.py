@@ -38,6 +38,7 @@ class EngineSettings:
     progress: bool = True
     label: str = ""
     deadline_s: float | None = None  # wall-clock bound on one example's prediction; None: from the LM's policy
+    stop: Callable[[], bool] | None = None  # True: start no further example (the spending cap was reached)
 
 
 class _CallCounter(BaseCallback):
@@ -86,7 +87,7 @@ class _Progress:
 
 def evaluate_example(program: dspy.Module, example: TaskExample, task: Task, spec: ModelSpec, lm: dspy.LM,
                      adapter: dspy.Adapter, settings: EngineSettings, experiment_id: str, arm: str,
-                     progress: _Progress | None = None) -> Record:
+                     progress: _Progress | None = None, repeat: int = 0) -> Record:
     """Run one example to a Record; never raises for model or parse problems."""
     progress = progress or _Progress()
     traces: list[str] = []
@@ -130,7 +131,7 @@ def evaluate_example(program: dspy.Module, example: TaskExample, task: Task, spe
         latency_ms=round(latency_ms, 1), input_tokens=tin, output_tokens=tout,
         thinking_tokens=sum(estimate_tokens(t) for t in traces), lm_calls=calls, retries=retries.retries,
         cost_usd=round(spec.cost_usd(tin, tout), 8), cache_hit=int(calls > 0 and reported < calls),
-        extras=json.dumps(score.extras, sort_keys=True), timestamp=now_iso(),
+        extras=json.dumps(score.extras, sort_keys=True), timestamp=now_iso(), repeat=repeat,
     )
 
 
@@ -142,7 +143,7 @@ def _no_prediction(task: Task, example: TaskExample, raw: str) -> Score:
 
 
 def overrun_record(example: TaskExample, task: Task, spec: ModelSpec, lm: dspy.LM, experiment_id: str, arm: str,
-                   deadline_s: float, progress: _Progress) -> Record:
+                   deadline_s: float, progress: _Progress, repeat: int = 0) -> Record:
     """The record of an example abandoned at its deadline: an error (so the next run retries it), never a score."""
     score = _no_prediction(task, example, "")
     retries = progress.retries[0]
@@ -154,7 +155,7 @@ def overrun_record(example: TaskExample, task: Task, spec: ModelSpec, lm: dspy.L
         error=f"timed out after {deadline_s:g} s without a complete reply{where}{SEPARATOR}ExampleDeadline: the "
               f"bound is every attempt of every call at the request timeout, plus backoff (src.backends.retry)",
         latency_ms=round(deadline_s * 1000, 1), lm_calls=max(0, progress.calls.calls - retries), retries=retries,
-        extras=json.dumps(score.extras, sort_keys=True), timestamp=now_iso(),
+        extras=json.dumps(score.extras, sort_keys=True), timestamp=now_iso(), repeat=repeat,
     )
 
 
@@ -163,11 +164,13 @@ class _Job:
     example: TaskExample
     started: float
     progress: _Progress
+    repeat: int = 0
 
 
 def evaluate(program: dspy.Module, examples: list[TaskExample], task: Task, spec: ModelSpec, lm: dspy.LM,
              adapter: dspy.Adapter, settings: EngineSettings, experiment_id: str, arm: str,
-             on_record: Callable[[Record], None]) -> list[Record]:
+             on_record: Callable[[Record], None], repeats: list[int] | None = None,
+             lm_for: Callable[[int], dspy.LM] | None = None) -> list[Record]:
     """Evaluate examples concurrently; on_record is called (serially, on the calling thread) as each one finishes.
 
     Each example runs on its own daemon thread, at most `settings.concurrency` at once. One whose prediction has not
@@ -175,21 +178,26 @@ def evaluate(program: dspy.Module, examples: list[TaskExample], task: Task, spec
     recorded as an error `timed out after N s` (retried by the next run) and its slot given to the next example.
     Only this loop hands records to `on_record`, and only for examples it has not abandoned, so an abandoned worker
     that answers late - or never - cannot append to a journal or block the process from exiting.
+
+    `repeats` (aligned with `examples`, which may then hold an example several times) numbers each attempt
+    (--repeats); attempt r is asked of `lm_for(r)` and recorded with repeat = r.
     """
     if not examples:
         return []
     deadline = settings.deadline_s or example_deadline_s(program, adapter, lm)
     out: list[Record] = []
     done: queue.SimpleQueue[tuple[_Job, Record | BaseException]] = queue.SimpleQueue()
-    pending = list(reversed(examples))
+    attempts = repeats if repeats is not None else [0] * len(examples)
+    lms = {r: (lm_for(r) if lm_for is not None else lm) for r in set(attempts)}  # made here, not on worker threads
+    pending = list(reversed(list(zip(examples, attempts))))
     running: dict[int, _Job] = {}
     bar = _progress(len(examples), settings)
     workers = max(1, min(settings.concurrency, len(examples)))
 
     def work(job: _Job) -> None:
         try:
-            rec = evaluate_example(program, job.example, task, spec, lm, adapter, settings, experiment_id, arm,
-                                   job.progress)
+            rec = evaluate_example(program, job.example, task, spec, lms[job.repeat], adapter, settings,
+                                   experiment_id, arm, job.progress, job.repeat)
             done.put((job, rec))
         except BaseException as exc:  # noqa: BLE001 - a bug in scoring is raised on the calling thread
             done.put((job, exc))
@@ -201,10 +209,15 @@ def evaluate(program: dspy.Module, examples: list[TaskExample], task: Task, spec
             bar.update(1)
             bar.set_postfix_str(f"score={sum(r.score for r in out) / len(out):.3f}", refresh=False)
 
+    def stopped() -> bool:
+        return settings.stop is not None and settings.stop()
+
     try:
-        while pending or running:
-            while pending and len(running) < workers:
-                job = _Job(pending.pop(), time.monotonic(), _Progress())
+        # Examples not started when `stop` turns true are left unrecorded: the next run does them.
+        while (pending and not stopped()) or running:
+            while pending and len(running) < workers and not stopped():
+                example, attempt = pending.pop()
+                job = _Job(example, time.monotonic(), _Progress(), attempt)
                 running[id(job)] = job
                 threading.Thread(target=work, args=(job,), name=f"ia-eval-{job.example.id}", daemon=True).start()
             due = [job.started + deadline for job in running.values() if not job.progress.predicted]
@@ -221,7 +234,8 @@ def evaluate(program: dspy.Module, examples: list[TaskExample], task: Task, spec
             for key, job in list(running.items()):
                 if not job.progress.predicted and now - job.started >= deadline:
                     del running[key]  # abandoned: whatever its thread does later is dropped
-                    accept(overrun_record(job.example, task, spec, lm, experiment_id, arm, deadline, job.progress))
+                    accept(overrun_record(job.example, task, spec, lm, experiment_id, arm, deadline, job.progress,
+                                          job.repeat))
     finally:
         running.clear()
         if bar:

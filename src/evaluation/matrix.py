@@ -25,6 +25,7 @@ from src.tasks.splits import TaskData, load_task_data
 if TYPE_CHECKING:
     from src.registry import Config, ModelSpec
     from src.tasks.base import Task
+    from src.tasks.example import TaskExample
 
 # (task, model spec) -> (program, info for the sidecar), or None to skip that pair with a reason
 ProgramFor = Callable[["Task", "ModelSpec"], "tuple[dspy.Module, dict[str, Any]]"]
@@ -43,6 +44,7 @@ class MatrixRequest:
     force: bool
     dry_run: bool
     cache: bool
+    repeats: int = 1  # attempts per example (--repeats k)
 
 
 class DataCache:
@@ -59,9 +61,42 @@ class DataCache:
         return self._data[task.key]
 
 
+@dataclass(frozen=True)
+class PlannedUnit:
+    """A unit the matrix will run: its model, task, eval examples and result file (for spend projections)."""
+
+    spec: ModelSpec
+    task: Task
+    examples: list[TaskExample]
+    csv: Path
+    calls_per_example: int
+    repeats: int = 1
+
+
+def planned_units(req: MatrixRequest, specs: list[ModelSpec], tasks: list[Task], data: DataCache) -> list[PlannedUnit]:
+    """Every (model, task) unit of the request with its eval examples; a task whose data cannot load is left to
+    the run (which reports it per unit)."""
+    out = []
+    for task in tasks:
+        try:
+            examples = data.get(task).eval_subset(req.limit)
+        except UserError:
+            continue
+        per = max(1, len(task.program().predictors()))
+        for spec in specs:
+            out.append(PlannedUnit(spec, task, examples, result_csv(req.results_dir, prefix_for(spec), req.arm,
+                                                                    task.key, spec.key), per, req.repeats))
+    return out
+
+
 def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
-                    sessions: Sessions | None = None) -> list[UnitSummary]:
-    """Preflight every model, then run every (model, task) unit; one failed unit never stops the others."""
+                    sessions: Sessions | None = None,
+                    check_spend: Callable[[list[PlannedUnit]], None] | None = None,
+                    on_unit: Callable[[UnitSummary, Task, ModelSpec], None] | None = None) -> list[UnitSummary]:
+    """Preflight every model, then run every (model, task) unit; one failed unit never stops the others.
+
+    `check_spend` (--max-cost) sees every planned unit before any preflight or call, and may refuse the run;
+    `on_unit` (--mlflow) is told of every unit as it ends."""
     sessions = sessions or Sessions(config, SessionOptions(adapter=req.adapter, concurrency=req.concurrency,
                                                            cache=req.cache))
     data = DataCache(config, req.data_mode)
@@ -69,7 +104,11 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
     specs = [sessions.spec(k) for k in req.model_keys]
     if req.dry_run:
         _print_plan(req, specs, tasks, data.source.describe())
+        if check_spend is not None:
+            check_spend(planned_units(req, specs, tasks, data))
         return []
+    if check_spend is not None:
+        check_spend(planned_units(req, specs, tasks, data))
     sessions.preflight(req.model_keys, req.adapter)
     ctx = run_context()
     summaries: list[UnitSummary] = []
@@ -82,13 +121,16 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
             try:
                 td = data.get(task)
                 program, info = program_for(task, spec)
-                unit = EvalUnit(req.arm, task, td, td.eval_subset(req.limit), program, csv, info)
+                unit = EvalUnit(req.arm, task, td, td.eval_subset(req.limit), program, csv, info,
+                                repeats=req.repeats)
                 summary = run_unit(unit, session, results_dir=req.results_dir, force=req.force, run_ctx=ctx)
             except UserError as exc:
                 summary = UnitSummary(csv=csv, status="failed", message=str(exc), wall_s=time.time() - t0)
                 summary.extra["cause"] = getattr(exc, "cause", str(exc))
             summary.extra.update(model=spec.key, task=task.key)
             summaries.append(summary)
+            if on_unit is not None:
+                on_unit(summary, task, spec)
             ledger_append(f"{spec.key} x {task.key}", summary.status, summary.message)
             print(f"[{req.arm}] {spec.key} / {task.key}: {_describe(summary)} ({summary.wall_s:.1f}s)",
                   file=sys.stderr, flush=True)
@@ -109,9 +151,10 @@ def _print_plan(req: MatrixRequest, specs: list[ModelSpec], tasks: list[Task], s
     calls = 0
     for spec in specs:
         for task in tasks:
-            n = req.limit or 0
+            n = (req.limit or 0) * req.repeats
             calls += n
-            print(f"  unit {spec.key} x {task.key}: {limit} examples -> "
+            times = f" x {req.repeats} attempts" if req.repeats > 1 else ""
+            print(f"  unit {spec.key} x {task.key}: {limit} examples{times} -> "
                   f"{result_csv(req.results_dir, prefix_for(spec), req.arm, task.key, spec.key)}")
     if req.limit:
         print(f"projected LM calls: {calls} (one per example; the chat adapter's JSON fallback can add one per "

@@ -21,7 +21,7 @@ from src.results.checkpoint import REFUSE, claim
 from src.results.files import archive, csv_damage, write_csv
 from src.results.journal import Journal
 from src.results.naming import journal_path, meta_path, unit_files
-from src.results.record import Record, record_score
+from src.results.record import Record, record_key, record_score
 from src.results.schema import (
     DataInfo,
     ExamplesInfo,
@@ -72,6 +72,10 @@ class EvalUnit:
     csv_path: Path
     program_info: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    repeats: int = 1  # attempts per example (--repeats k); not part of the identity: a larger k extends the unit
+
+    def attempts(self) -> list[tuple[TaskExample, int]]:
+        return [(ex, r) for ex in self.examples for r in range(self.repeats)]
 
     def header(self, session: ModelSession) -> dict[str, Any]:
         """The unit's identity: what must be identical for two runs to share one result file. (Its keys are those
@@ -96,6 +100,17 @@ class UnitFailed(UserError):
     def __init__(self, cause: str, detail: str):
         self.cause = cause  # "model <key>: <cause>", the same for every unit this cause failed
         super().__init__(f"{cause} ({detail})")
+
+
+class SpendStopped(UserError):
+    """The spending cap was reached during (or before) this unit: the examples done are kept, those refused are
+    recorded as errors and the rest are not started; rerunning with a higher --max-cost resumes the unit."""
+
+    exit_code = 1
+
+    def __init__(self, why: str, detail: str):
+        self.cause = why
+        super().__init__(f"{why} ({detail})")
 
 
 def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force: bool, run_ctx: dict[str, Any],
@@ -132,24 +147,38 @@ def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force:
     if journal.needs_rewrite:
         journal.rewrite(header)  # the readable records under the identity just checked, each on a line of its own
 
-    todo = [ex for ex in unit.examples if ex.id not in journal.records or journal.records[ex.id].error]
+    done = journal.records
+    todo = [(ex, r) for ex, r in unit.attempts()
+            if record_key(ex.id, r) not in done or done[record_key(ex.id, r)].error]
+    spend = session.lm.spend
+    if todo and spend is not None and spend.reached:
+        raise SpendStopped(spend.refused or "spending cap reached", f"{unit.task.key} not started")
     started = time.time()
     status, message = ("reused" if not todo and csv_path.exists() else "ran"), ""
     interrupted = False
     if todo:
         journal.start(header)
         try:
-            evaluate(unit.program, todo, unit.task, session.spec, session.lm, session.adapter,
+            evaluate(unit.program, [ex for ex, _ in todo], unit.task, session.spec, session.lm, session.adapter,
                      EngineSettings(concurrency=session.concurrency, progress=progress,
-                                    label=f"{session.spec.key}/{unit.task.key}"),
-                     experiment_id, unit.arm, journal.append)
+                                    label=f"{session.spec.key}/{unit.task.key}",
+                                    stop=(lambda: spend.reached) if spend is not None else None),
+                     experiment_id, unit.arm, journal.append, repeats=[r for _, r in todo],
+                     lm_for=session.attempt_lm)
         except KeyboardInterrupt:
             interrupted = True
             raise
         finally:
             journal.close()
-            _render(unit, session, journal, experiment_id, header, run_ctx, "partial" if interrupted else None,
-                    time.time() - started, meta)
+            capped = spend is not None and spend.reached
+            _render(unit, session, journal, experiment_id, header, run_ctx,
+                    "partial" if interrupted else "stopped" if capped else None, time.time() - started, meta)
+        if spend is not None and spend.reached:
+            wanted_keys = {record_key(ex.id, r) for ex, r in unit.attempts()}
+            n_done = sum(1 for k, r in journal.records.items() if k in wanted_keys and not r.error)
+            raise SpendStopped(spend.refused, f"{unit.task.key}: {n_done} of {len(wanted_keys)} "
+                                              f"{'attempts' if unit.repeats > 1 else 'examples'} done and kept; "
+                                              f"{csv_path.name} resumes when the command is rerun")
     else:
         damage = None
         if meta is not None and meta.status == "complete" and meta.unit == header:
@@ -159,11 +188,11 @@ def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force:
                 print(f"  {message} ({len(journal.records)} records)", file=sys.stderr)
         if damage or meta is None or meta.status != "complete" or meta.unit != header:
             _render(unit, session, journal, experiment_id, header, run_ctx, None, 0.0, meta)
-    wanted = {ex.id for ex in unit.examples}
-    recs = [r for r in journal.records.values() if r.example_id in wanted]
+    wanted = {record_key(ex.id, r) for ex, r in unit.attempts()}
+    recs = [r for k, r in journal.records.items() if k in wanted]
     _raise_if_all_failed(session, unit, recs, wanted)
     return UnitSummary(
-        csv=csv_path, status=status, n=len(recs),
+        csv=csv_path, status=status, n=len({r.example_id for r in recs}),
         score=unit.task.aggregate([record_score(r) for r in recs]) if recs else float("nan"),
         parse_failures=sum(r.parse_failure for r in recs), errors=sum(1 for r in recs if r.error),
         wall_s=time.time() - started, message=message,
@@ -196,14 +225,15 @@ def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_
     damaged CSV is noticed). `status` None: complete, or failed when every example of the unit failed."""
     csv_path = unit.csv_path
     order = {ex.id: i for i, ex in enumerate(unit.data.eval)}
-    recs: list[Record] = sorted(journal.records.values(), key=lambda r: order.get(r.example_id, len(order)))
+    recs: list[Record] = sorted(journal.records.values(),
+                                key=lambda r: (order.get(r.example_id, len(order)), r.repeat))
     csv_sha = write_csv(csv_path, recs)
     by_id = {ex.id: ex for ex in unit.data.eval}
     scored = [record_score(r) for r in recs]
     prior_wall = (prior.wall_s or 0.0) if prior is not None and prior.unit == header else 0.0
     if status is None:
-        wanted = {ex.id for ex in unit.examples}
-        mine = [r for r in recs if r.example_id in wanted]
+        wanted = {record_key(ex.id, r) for ex, r in unit.attempts()}
+        mine = [r for r in recs if r.key in wanted]
         status = "failed" if mine and len(mine) == len(wanted) and all(r.error for r in mine) else "complete"
     meta = UnitMeta(
         status=status,
@@ -216,8 +246,9 @@ def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_
         adapter=session.adapter_name,
         concurrency=session.concurrency,
         data=DataInfo.from_dict(unit.data.provenance),
-        examples=ExamplesInfo(n=len(recs), fingerprint=fingerprint([by_id[r.example_id] for r in recs
-                                                                    if r.example_id in by_id])),
+        examples=ExamplesInfo(n=len({r.example_id for r in recs}),
+                              fingerprint=fingerprint([by_id[r.example_id] for r in recs
+                                                       if r.example_id in by_id and r.repeat == 0])),
         program=ProgramInfo.from_dict({"sha": header["program_sha"], **unit.program_info}),
         seed=unit.seed,
         summary=UnitStats(
@@ -230,5 +261,7 @@ def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_
         ),
         wall_s=round(wall_s + prior_wall, 2),
         run=RunInfo.from_dict(run_ctx),
+        spend=session.lm.spend.facts() if session.lm.spend is not None else {},
+        repeats=max([r.repeat for r in recs], default=0) + 1,
     )
     meta.write(meta_path(csv_path))

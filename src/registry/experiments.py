@@ -35,6 +35,8 @@ class Experiment:
     adapter: str | None = None
     concurrency: int | None = None
     data: str = "auto"
+    max_cost: float | None = None  # USD cap on the whole study's API spend (the --max-cost of every stage)
+    repeats: int = 1  # attempts per eval example in the baseline and optimized-eval stages (--repeats)
     description: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -44,6 +46,7 @@ _FIELDS = {
     "when_missing": str, "tasks": (str, list), "limit": (int, type(None)), "reference_limit": (int, type(None)),
     "optimizer": str, "preset": str, "seeds": list, "train_size": (int, type(None)), "dev_size": (int, type(None)),
     "adapter": (str, type(None)), "concurrency": (int, type(None)), "data": str,
+    "max_cost": (int, float, type(None)), "repeats": int,
 }
 
 
@@ -96,9 +99,11 @@ def load_experiment(path: Path, config: Config, *, optimizers: tuple[str, ...], 
         raise bad("seeds", "must be a non-empty list of distinct integers >= 0")
     # limit 0 means "every eval example"; a budget or a concurrency of 0 means nothing and is refused
     for name, least in (("limit", 0), ("reference_limit", 0), ("train_size", 1), ("dev_size", 1),
-                        ("concurrency", 1)):
+                        ("concurrency", 1), ("repeats", 1)):
         if raw.get(name) is not None and raw[name] < least:
             raise bad(name, f"must be >= {least}")
+    if raw.get("max_cost") is not None and not (0 <= raw["max_cost"] < float("inf")):
+        raise bad("max_cost", "must be an amount in USD >= 0")
     tasks = raw.get("tasks", "all")
     tasks = ",".join(tasks) if isinstance(tasks, list) else tasks
     try:
@@ -113,6 +118,8 @@ def load_experiment(path: Path, config: Config, *, optimizers: tuple[str, ...], 
         preset=raw.get("preset", "standard"), seeds=seeds, train_size=raw.get("train_size"),
         dev_size=raw.get("dev_size"), adapter=raw.get("adapter"), concurrency=raw.get("concurrency"),
         data=raw.get("data", "auto"), description=raw.get("description", ""),
+        max_cost=float(raw["max_cost"]) if raw.get("max_cost") is not None else None,
+        repeats=raw.get("repeats", 1),
     )
 
 

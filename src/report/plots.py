@@ -8,6 +8,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from src.report.routing_plot import plot_routing
+
 _PHASE_COLORS = {"baseline": "#8c959f", "optimized": "#d9731a"}
 _EXTRA_COLORS = ["#4c72b0", "#55a868", "#8172b2", "#c44e52", "#64b5cd"]
 
@@ -41,7 +43,7 @@ def make_figures(data: dict[str, Any], keys: Iterable[str]) -> dict[str, str]:
 
     matplotlib.use("Agg")
     makers = {"scores": _plot_scores, "delta_heatmap": _plot_delta_heatmap, "cost_frontier": _plot_cost_frontier,
-              "demo_curves": _plot_curves, "tipping_curves": _plot_curves}
+              "demo_curves": _plot_curves, "tipping_curves": _plot_curves, "routing": plot_routing}
     out = {}
     for key in keys:
         maker = makers.get(key)

@@ -92,13 +92,13 @@ def csv_damage(path: Path, sha256: str | None, records: dict[str, Record]) -> st
         rows = read_csv(path)
     except UserError as exc:
         return f"it cannot be read ({str(exc).split(': ', 1)[-1]})"
-    ids = [r.example_id for r in rows]
+    ids = [r.key for r in rows]
     if len(ids) != len(set(ids)):
         return "it repeats example ids"
     if set(ids) != set(records):
         return f"it holds {len(ids)} rows for the journal's {len(records)} records"
     for row in rows:
-        rec = records[row.example_id]
+        rec = records[row.key]
         if (row.prediction, row.score, row.is_correct, row.error) != (rec.prediction, rec.score, rec.is_correct,
                                                                        rec.error):
             return f"its row for example {row.example_id} differs from the journal"

@@ -14,7 +14,8 @@ from src.results.record import Record
 
 
 class Journal:
-    """Append-only JSON lines: a header describing the unit, then one record per finished example.
+    """Append-only JSON lines: a header describing the unit, then one record per finished example (per attempt,
+    with --repeats: `records` is keyed by src.results.record.record_key).
 
     A killed run leaves at most one torn last line; it is ignored, and cut off before the next run appends (so the
     next record starts on a line of its own). Lines damaged anywhere else (a disk error, an editor) are skipped and
@@ -63,7 +64,7 @@ class Journal:
                     rec.example_id = str(rec.example_id)
                 if not isinstance(rec.example_id, str) or not rec.example_id:
                     return False
-                self.records[rec.example_id] = rec  # a later line (retried error) supersedes
+                self.records[rec.key] = rec  # a later line (retried error) supersedes
                 return True
         except (ValueError, TypeError, UnicodeDecodeError):
             return False
@@ -98,7 +99,7 @@ class Journal:
                 raise RuntimeError(f"{self.path}: the journal is closed")  # a late writer is a bug, never data
             self._fh.write(self._line({"type": "record", "record": asdict(record)}))
             self._fh.flush()
-            self.records[record.example_id] = record
+            self.records[record.key] = record
 
     def close(self) -> None:
         with self._lock:

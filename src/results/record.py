@@ -36,6 +36,7 @@ class Record:
     timestamp: str = ""
     retries: int = 0  # requests re-sent after transient backend failures (src.backends.retry); last, so older
     #                   CSVs without the column still read and positional rows keep their meaning
+    repeat: int = 0  # which attempt at the example (--repeats k: 0..k-1); 0 in every file made with k = 1 or before
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Record:
@@ -54,6 +55,10 @@ class Record:
         return cls(**kwargs)
 
     @property
+    def key(self) -> str:
+        return record_key(self.example_id, self.repeat)
+
+    @property
     def extras_dict(self) -> dict[str, Any]:
         try:
             return json.loads(self.extras or "{}")
@@ -62,6 +67,12 @@ class Record:
 
 
 CSV_COLUMNS = [f.name for f in fields(Record)]
+
+
+def record_key(example_id: str, repeat: int = 0) -> str:
+    """One attempt's key in a journal: the example id for the first attempt (so files made before repeats existed
+    keep their keys), `id#r` for attempt r > 0."""
+    return example_id if not repeat else f"{example_id}#{repeat}"
 
 
 def now_iso() -> str:

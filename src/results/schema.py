@@ -197,7 +197,8 @@ class UnitMeta(Sidecar):
     """<result>.meta.json: what one evaluation unit ran, on what, under which settings, and what it found."""
 
     schema_version: int = 1
-    status: str | None = None  # complete | partial (interrupted) | failed (every example of the unit failed)
+    status: str | None = None  # complete | partial (interrupted) | failed (every example of the unit failed) |
+    #                            stopped (the spending cap was reached; the rest is done when the command is rerun)
     experiment_id: str | None = None
     unit: dict[str, Any] = field(default_factory=dict)  # the identity header (src.evaluation.unit.EvalUnit.header)
     csv_sha256: str | None = None  # of the CSV as rendered: a CSV that no longer matches is rebuilt from the journal
@@ -213,6 +214,10 @@ class UnitMeta(Sidecar):
     summary: UnitStats = field(default_factory=UnitStats)
     wall_s: float | None = None
     run: RunInfo = field(default_factory=RunInfo)
+    # --max-cost: {max_cost_usd, run_spent_usd, stopped_at_cap} when the run had a cap (empty: no cap); this unit's
+    # own spend is summary.cost_usd
+    spend: dict[str, Any] = field(default_factory=dict)
+    repeats: int = 1  # attempts per example recorded (--repeats k; the CSV's `repeat` column numbers them)
     extra: dict[str, Any] = field(default_factory=dict)
 
     # What readers ask of a unit, with the fallbacks older sidecars need.

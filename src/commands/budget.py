@@ -1,0 +1,194 @@
+"""--max-cost before a run starts: the projected spend of the units still to do (calls x tokens x registry prices,
+the dry-run projection), and a one-line refusal when it is over the cap. While the run goes, the cap itself is kept
+per request by the models' sessions (src.backends.metering.SpendCap).
+
+Tokens per call are measured on earlier results where they exist, else estimated from the examples' text (the
+same estimate `python -m src.plan` uses: src.studies.planning.tokens_per_call). Only priced models count (a local
+model's $ is computed at consolidation, from wall time)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from src.errors import UserError
+from src.results.journal import Journal
+from src.results.naming import journal_path
+from src.results.record import record_key
+from src.studies.planning import tokens_per_call
+
+if TYPE_CHECKING:
+    from src.evaluation.matrix import PlannedUnit
+    from src.registry import ModelSpec
+
+SPEND_LEDGER_ENV = "IA_SPEND_LEDGER"  # set by ./run_experiment.sh: one running spend across a study's stages
+
+
+def add_flag(group: Any) -> None:
+    group.add_argument("--max-cost", type=_usd, default=None, metavar="USD",
+                       help="spending cap in USD at the registry's prices: refuse to start if the projected spend "
+                            "is over it; while running, no API request starts once it could take the spend over "
+                            "it (stopped units resume when rerun)")
+
+
+def _usd(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an amount in USD, got '{value}'") from None
+    if not (x >= 0 and x != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected an amount in USD >= 0, got {value}")
+    return x
+
+
+def session_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The SessionOptions fields of --max-cost (and a study's running spend, when a stage of one)."""
+    cap = getattr(args, "max_cost", None)
+    ledger = os.environ.get(SPEND_LEDGER_ENV)
+    return {"max_cost": cap, "spend_ledger": Path(ledger) if ledger and cap is not None else None}
+
+
+def already_spent() -> float:
+    """What earlier stages of this study spent (0 outside a study)."""
+    ledger = os.environ.get(SPEND_LEDGER_ENV)
+    if not ledger:
+        return 0.0
+    from src.backends.metering import SpendCap
+
+    return SpendCap(0.0, Path(ledger)).spent
+
+
+@dataclass(frozen=True)
+class Line:
+    model: str
+    what: str
+    calls: int
+    usd: float
+    basis: str
+
+
+def eval_lines(planned: list[PlannedUnit], results_dir: Path, force: bool) -> list[Line]:
+    """Each priced unit's projected spend on the examples it has still to do."""
+    out = []
+    for u in planned:
+        spec = u.spec
+        if not (spec.price_in or spec.price_out):
+            continue
+        todo = [(ex, r) for ex in u.examples for r in range(u.repeats)]
+        if not force:
+            journal = Journal(journal_path(u.csv))
+            journal.load()
+            done = journal.records
+            todo = [(ex, r) for ex, r in todo if record_key(ex.id, r) not in done or done[record_key(ex.id, r)].error]
+        calls = len(todo) * u.calls_per_example
+        per = tokens_per_call(results_dir, spec, u.task, [ex for ex, _ in todo[:200]], u.task.chain_of_thought)
+        out.append(Line(spec.key, f"{u.task.key} ({len(todo)} {'attempts' if u.repeats > 1 else 'examples'} to do)",
+                        calls,
+                        calls * spec.cost_usd(per.input, per.output), per.source))
+    return out
+
+
+def priced_lines(spec: ModelSpec, what: str, calls: int, per_in: float, per_out: float, basis: str) -> list[Line]:
+    if not (spec.price_in or spec.price_out) or not calls:
+        return []
+    return [Line(spec.key, what, calls, calls * spec.cost_usd(per_in, per_out), basis)]
+
+
+def check(cap: float | None, lines: list[Line], *, dry_run: bool = False, out: Callable[[str], None] = print) -> None:
+    """Print the projected spend; refuse with one line (before any call) when it is over the cap."""
+    total = sum(x.usd for x in lines)
+    if cap is None and not lines:
+        return
+    spent = already_spent()
+    for x in lines:
+        out(f"  projected spend {x.model} x {x.what}: {x.calls} calls, ${x.usd:.4f} (tokens {x.basis})")
+    out(f"projected spend: ${total:.4f} at the registry's prices" + (f" + ${spent:.4f} already spent by this study"
+                                                                       if spent else "")
+        + (f"; cap --max-cost ${cap:g}" if cap is not None else ""))
+    if cap is not None and total + spent > cap and dry_run:
+        out(f"over the cap: without --dry-run this run would be refused (projected ${total + spent:.4f} > "
+            f"--max-cost ${cap:g})")
+    if cap is not None and total + spent > cap and not dry_run:
+        raise UserError(f"--max-cost ${cap:g}: the projected spend is ${total + spent:.4f} "
+                        f"({len(lines)} priced unit(s)" + (f", ${spent:.4f} already spent" if spent else "")
+                        + "); nothing was run — raise --max-cost, lower --limit or choose fewer models/tasks")
+
+
+def matrix_check(args: argparse.Namespace, results_dir: Path) -> Callable[[list[PlannedUnit]], None]:
+    """The hook evaluate_matrix calls with its planned units, before any preflight or call."""
+    def run(planned: list[PlannedUnit]) -> None:
+        check(getattr(args, "max_cost", None), eval_lines(planned, results_dir, bool(getattr(args, "force", False))),
+              dry_run=bool(getattr(args, "dry_run", False)))
+    return run
+
+
+def optimization_lines(results_dir: Path, student: ModelSpec, teacher: ModelSpec, task: Any, train: list[Any],
+                       student_calls: int, teacher_calls: int) -> list[Line]:
+    """One optimization unit's projected spend: the arm's own call projection (upper bounds) for student and
+    teacher, at each model's tokens per call (measured on its baseline, else estimated from the train examples)."""
+    out: list[Line] = []
+    for spec, calls, role in ((student, student_calls, "student"), (teacher, teacher_calls, "teacher")):
+        if calls and (spec.price_in or spec.price_out):
+            per = tokens_per_call(results_dir, spec, task, train[:200], task.chain_of_thought)
+            out += priced_lines(spec, f"optimizing {task.key} ({role})", calls, per.input, per.output, per.source)
+    return out
+
+
+def study_lines(exp: Any, config: Any, results_dir: Path, data_mode: str, limit: int | None,
+                ref_limit: int | None, stages: list[str]) -> list[Line]:
+    """A study's projected spend, stage by stage as ./run_experiment.sh would run them: baselines of students and
+    references, the optimizer's projection for each student, the optimized evaluation of each student."""
+    from src.evaluation.matrix import DataCache
+    from src.optimization.arms import get_arm
+    from src.optimization.presets import preset as get_preset
+    from src.tasks import get_task, resolve_task_keys
+
+    data = DataCache(config, data_mode)
+    budget = get_preset(exp.preset)
+    arm = get_arm(exp.optimizer)
+    n_seeds = len(exp.seeds) if arm.seeded else 1
+    students = [config.model(k) for k in exp.students]
+    references = [config.model(k) for k in exp.references]
+    teacher = config.model(exp.teacher) if exp.teacher else None
+    out: list[Line] = []
+    for key in resolve_task_keys(exp.tasks, config):
+        task = get_task(key, config)
+        try:
+            td = data.get(task)
+        except UserError:
+            continue  # the stage itself reports data it cannot load
+        per_example = max(1, len(task.program().predictors()))
+        runs: list[tuple[ModelSpec, str, int | None]] = []
+        if "baseline" in stages:
+            runs += [(s, "baseline", limit) for s in students] + [(s, "baseline", ref_limit or limit)
+                                                                   for s in references]
+        if "eval" in stages:
+            runs += [(s, "optimized eval", limit) for s in students]
+        for spec, what, lim in runs:
+            examples = td.eval_subset(lim or None)
+            per = tokens_per_call(results_dir, spec, task, examples[:200], task.chain_of_thought)
+            out += priced_lines(spec, f"{key} {what} ({len(examples)} examples)", len(examples) * per_example,
+                                per.input, per.output, per.source)
+        if "optimize" in stages:
+            dev = exp.dev_size or budget.dev_size
+            n_train = min(exp.train_size or budget.train_size, max(0, len(td.train) - dev))
+            for spec in students:
+                proj = arm.projected(task, budget, n_train, dev, n_seeds)
+                out += optimization_lines(results_dir, spec, teacher or spec, task, td.train, proj.student,
+                                          proj.teacher)
+    return out
+
+
+def new_ledger(results_dir: Path) -> Path:
+    """A fresh running-spend file for one study run (under the results folder, so the stages all see it)."""
+    import time
+
+    folder = results_dir / ".spend"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"study-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.json"
+    path.write_text('{"spent_usd": 0.0}', encoding="utf-8")
+    return path
