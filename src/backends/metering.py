@@ -1,5 +1,6 @@
-"""MeteredLM, the only LM class the backends hand out: a dspy.LM that counts calls and tokens across threads and
-applies the retry policy (src.backends.retry) around every request."""
+"""MeteredLM, the only LM class the backends hand out: a dspy.LM that counts calls and tokens across threads,
+applies the retry policy (src.backends.retry) around every request, and sends each attempt through its endpoint
+router (src.backends.endpoints: the endpoint's budget, and the choice among several endpoints)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import dspy
 
+from src.backends.endpoints import Router
 from src.backends.failures import Endpoint
 from src.backends.retry import RetryPolicy, note_retry
 
@@ -52,12 +54,13 @@ class MeteredLM(dspy.LM):
     """
 
     def __init__(self, *args: Any, retry: RetryPolicy | None = None, endpoint: Endpoint | None = None,
-                 **kwargs: Any) -> None:
+                 router: Router | None = None, **kwargs: Any) -> None:
         kwargs["num_retries"] = 0
         super().__init__(*args, **kwargs)
         self.meter = Meter()
         self.retry = retry or RetryPolicy()
         self.endpoint = endpoint  # where requests go and which variable holds the key, to phrase failures
+        self.router = router  # the endpoint budgets every attempt waits for (None: unbudgeted, e.g. in tests)
 
     def update_history(self, entry: dict[str, Any]) -> None:
         self.meter.add(entry.get("usage") or {})
@@ -67,7 +70,10 @@ class MeteredLM(dspy.LM):
         attempt = 0
         while True:
             try:
-                return super().__call__(*args, **kwargs)
+                if self.router is None:
+                    return super().__call__(*args, **kwargs)
+                with self.router.route() as route:
+                    return super().__call__(*args, **_routed(kwargs, route.api_base))
             except Exception as exc:
                 if not self.retry.should_retry(exc, attempt):
                     raise
@@ -81,10 +87,24 @@ class MeteredLM(dspy.LM):
         attempt = 0
         while True:
             try:
-                return await super().acall(*args, **kwargs)
+                if self.router is None:
+                    return await super().acall(*args, **kwargs)
+                route = await asyncio.to_thread(self.router.acquire)  # never block the event loop on a budget
+                try:
+                    result = await super().acall(*args, **_routed(kwargs, route.api_base))
+                except BaseException as exc:
+                    self.router.release(route, exc)
+                    raise
+                self.router.release(route, None)
+                return result
             except Exception as exc:
                 if not self.retry.should_retry(exc, attempt):
                     raise
                 note_retry()
                 await asyncio.sleep(self.retry.delay_s(exc, attempt))
                 attempt += 1
+
+
+def _routed(kwargs: dict[str, Any], api_base: str | None) -> dict[str, Any]:
+    """The request's kwargs sent to the chosen endpoint (api_base is not part of DSPy's cache key)."""
+    return {**kwargs, "api_base": api_base} if api_base else kwargs

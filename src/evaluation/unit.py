@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import dspy
 
+from src.backends.endpoints import served_delta
 from src.backends.failures import cause_of
 from src.errors import UserError
 from src.evaluation.engine import EngineSettings, evaluate
@@ -136,6 +137,8 @@ def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force:
     started = time.time()
     status, message = ("reused" if not todo and csv_path.exists() else "ran"), ""
     interrupted = False
+    router = getattr(session.lm, "router", None)
+    served_before = router.served_snapshot() if router is not None else {}
     if todo:
         journal.start(header)
         try:
@@ -148,8 +151,9 @@ def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force:
             raise
         finally:
             journal.close()
+            served = served_delta(served_before, router.served_snapshot()) if router is not None else {}
             _render(unit, session, journal, experiment_id, header, run_ctx, "partial" if interrupted else None,
-                    time.time() - started, meta)
+                    time.time() - started, meta, served)
     else:
         damage = None
         if meta is not None and meta.status == "complete" and meta.unit == header:
@@ -191,7 +195,8 @@ def _read_meta(csv_path: Path) -> UnitMeta | None:
 
 
 def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_id: str, header: dict[str, Any],
-            run_ctx: dict[str, Any], status: str | None, wall_s: float, prior: UnitMeta | None) -> None:
+            run_ctx: dict[str, Any], status: str | None, wall_s: float, prior: UnitMeta | None,
+            served: dict[str, int] | None = None) -> None:
     """CSV in eval-split order with each example once, and the self-describing sidecar (with the CSV's sha256, so a
     damaged CSV is noticed). `status` None: complete, or failed when every example of the unit failed."""
     csv_path = unit.csv_path
@@ -201,6 +206,9 @@ def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_
     by_id = {ex.id: ex for ex in unit.data.eval}
     scored = [record_score(r) for r in recs]
     prior_wall = (prior.wall_s or 0.0) if prior is not None and prior.unit == header else 0.0
+    endpoints = dict(prior.endpoints) if prior is not None and prior.unit == header else {}
+    for url, n in (served or {}).items():  # which endpoints served this unit (requests, cache hits included)
+        endpoints[url] = int(endpoints.get(url, 0)) + n
     if status is None:
         wanted = {ex.id for ex in unit.examples}
         mine = [r for r in recs if r.example_id in wanted]
@@ -230,5 +238,6 @@ def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_
         ),
         wall_s=round(wall_s + prior_wall, 2),
         run=RunInfo.from_dict(run_ctx),
+        endpoints=endpoints,
     )
     meta.write(meta_path(csv_path))

@@ -213,6 +213,7 @@ class UnitMeta(Sidecar):
     summary: UnitStats = field(default_factory=UnitStats)
     wall_s: float | None = None
     run: RunInfo = field(default_factory=RunInfo)
+    endpoints: dict[str, Any] = field(default_factory=dict)  # base URL -> requests it served (over resumed runs)
     extra: dict[str, Any] = field(default_factory=dict)
 
     # What readers ask of a unit, with the fallbacks older sidecars need.
