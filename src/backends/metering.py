@@ -10,6 +10,7 @@ from typing import Any
 
 import dspy
 
+from src.backends.adapters import thinking_traces
 from src.backends.endpoints import Router
 from src.backends.failures import Endpoint
 from src.backends.retry import RetryPolicy, note_retry
@@ -71,9 +72,9 @@ class MeteredLM(dspy.LM):
         while True:
             try:
                 if self.router is None:
-                    return super().__call__(*args, **kwargs)
+                    return _collect_reasoning(super().__call__(*args, **kwargs))
                 with self.router.route() as route:
-                    return super().__call__(*args, **_routed(kwargs, route.api_base))
+                    return _collect_reasoning(super().__call__(*args, **_routed(kwargs, route.api_base)))
             except Exception as exc:
                 if not self.retry.should_retry(exc, attempt):
                     raise
@@ -88,7 +89,7 @@ class MeteredLM(dspy.LM):
         while True:
             try:
                 if self.router is None:
-                    return await super().acall(*args, **kwargs)
+                    return _collect_reasoning(await super().acall(*args, **kwargs))
                 route = await asyncio.to_thread(self.router.acquire)  # never block the event loop on a budget
                 try:
                     result = await super().acall(*args, **_routed(kwargs, route.api_base))
@@ -96,7 +97,7 @@ class MeteredLM(dspy.LM):
                     self.router.release(route, exc)
                     raise
                 self.router.release(route, None)
-                return result
+                return _collect_reasoning(result)
             except Exception as exc:
                 if not self.retry.should_retry(exc, attempt):
                     raise
@@ -108,3 +109,16 @@ class MeteredLM(dspy.LM):
 def _routed(kwargs: dict[str, Any], api_base: str | None) -> dict[str, Any]:
     """The request's kwargs sent to the chosen endpoint (api_base is not part of DSPy's cache key)."""
     return {**kwargs, "api_base": api_base} if api_base else kwargs
+
+
+def _collect_reasoning(outputs: Any) -> Any:
+    """Hand a reasoning trace that arrived apart from the text (`reasoning_content`: OpenAI-protocol reasoning
+    fields, or LiteLLM's ollama_chat provider, which moves Ollama's `thinking` field and inline <think> blocks
+    there) to the example being evaluated, as the adapters do with inline <think> text; the engine counts it."""
+    sink = thinking_traces.get()
+    if sink is not None and isinstance(outputs, list):
+        for out in outputs:
+            trace = out.get("reasoning_content") if isinstance(out, dict) else None
+            if isinstance(trace, str) and trace.strip():
+                sink.append(trace.strip())
+    return outputs
