@@ -28,7 +28,7 @@ from src.tasks import resolve_task_keys
 from src.tasks.sources import DATA_MODES
 
 STAGES = ("baseline", "optimize", "eval", "consolidate")
-EXECUTORS = ("local", "stages")
+EXECUTORS = ("local", "ray", "stages")
 
 
 def load_experiment(path: Path, config: Config) -> Experiment:
@@ -181,7 +181,10 @@ def main() -> int:
                    + ",".join(STAGES))
     p.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local (default): the study scheduler, every unit whose inputs exist at once under per-endpoint "
-                        "budgets; stages: the stage commands one after another, as before")
+                        "budgets; ray: the same units, their evaluations as Ray tasks on a cluster (--ray-address); "
+                        "stages: the stage commands one after another, as before")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster to join with --executor ray (default: RAY_ADDRESS, else a local one)")
     p.add_argument("--max-units", type=common.whole_number(1), default=DEFAULT_MAX_UNITS,
                    help=f"units in flight at once under the local executor (default {DEFAULT_MAX_UNITS}); requests "
                         f"per endpoint are bounded by its budget whatever this is")
@@ -214,7 +217,7 @@ def main() -> int:
           f"preset {exp.preset}, seeds {exp.seeds}")
     for note in exp.notes:
         print(f"  note: {note}")
-    if args.executor == "local":
+    if args.executor in ("local", "ray"):
         return _run_scheduled(exp, args, config, results_dir, stages, models)
     steps = plan(exp, args, results_dir, stages)
     env = dict(os.environ)
@@ -248,6 +251,13 @@ def _run_scheduled(exp: Experiment, args: Any, config: Config, results_dir: Path
         for s in plan(exp, args, results_dir, stages):
             print(f"  {_show(s.argv)}")
         return 0
+    executor = None
+    if args.executor == "ray":
+        from src.scheduling.ray_executor import RayExecutor
+
+        executor = RayExecutor(args.ray_address, args.max_units, args.progress_every)
+        settings.evaluator = executor.evaluator(config, sessions)
     t0 = time.time()
-    rows = study_run.run_local(graph, settings, sessions, max_units=args.max_units, report_every_s=args.progress_every)
+    rows = study_run.run_local(graph, settings, sessions, max_units=args.max_units, report_every_s=args.progress_every,
+                               executor=executor)
     return print_summary(rows, time.time() - t0)

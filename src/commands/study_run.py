@@ -75,7 +75,7 @@ def print_schedule(graph: UnitGraph, data: DataCache) -> None:
 
 
 def run_local(graph: UnitGraph, settings: StudySettings, sessions: Sessions, *, max_units: int,
-              report_every_s: float = 30.0) -> list[dict[str, Any]]:
+              report_every_s: float = 30.0, executor: Any = None) -> list[dict[str, Any]]:
     """Preflight, run the graph, and return one summary row per stage (as the stage executor does)."""
     students, others = settings.students, settings.references + ([settings.teacher] if settings.teacher else [])
     budget = preset(settings.preset)
@@ -84,7 +84,8 @@ def run_local(graph: UnitGraph, settings: StudySettings, sessions: Sessions, *, 
     quiet_optimizer_logs(False)
     progress = StudyProgress(graph)
     t0 = time.time()
-    results = LocalExecutor(max_units=max_units, report_every_s=report_every_s).run(graph, progress)
+    executor = executor or LocalExecutor(max_units=max_units, report_every_s=report_every_s)
+    results = executor.run(graph, progress)
     print(render(progress.snapshot()), file=sys.stderr, flush=True)
     return stage_rows(graph, results, time.time() - t0)
 

@@ -15,7 +15,7 @@ import dspy
 
 from src.backends.session import Sessions, SessionOptions
 from src.errors import UserError
-from src.evaluation.unit import EvalUnit, UnitSummary, run_unit
+from src.evaluation.unit import EvalUnit, Evaluator, UnitSummary, run_unit
 from src.results.ledger import ledger_append
 from src.results.naming import prefix_for, result_csv
 from src.results.provenance import run_context
@@ -86,7 +86,8 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
 
 
 def run_eval_unit(arm: str, spec: ModelSpec, task: Task, data: DataCache, limit: int | None, program_for: ProgramFor,
-                  session: ModelSession, results_dir: Path, force: bool, ctx: dict[str, Any]) -> UnitSummary:
+                  session: ModelSession, results_dir: Path, force: bool, ctx: dict[str, Any],
+                  evaluator: Evaluator | None = None) -> UnitSummary:
     """One (model, task) evaluation unit, whichever runner or scheduler drives it: a failure is its summary."""
     csv = result_csv(results_dir, prefix_for(spec), arm, task.key, spec.key)
     t0 = time.time()
@@ -95,7 +96,7 @@ def run_eval_unit(arm: str, spec: ModelSpec, task: Task, data: DataCache, limit:
         td = data.get(task)
         program, info = program_for(task, spec)
         unit = EvalUnit(arm, task, td, td.eval_subset(limit), program, csv, info)
-        summary = run_unit(unit, session, results_dir=results_dir, force=force, run_ctx=ctx)
+        summary = run_unit(unit, session, results_dir=results_dir, force=force, run_ctx=ctx, evaluator=evaluator)
     except UserError as exc:
         summary = UnitSummary(csv=csv, status="failed", message=str(exc), wall_s=time.time() - t0)
         summary.extra["cause"] = getattr(exc, "cause", str(exc))

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
     from src.tasks.base import Task
     from src.tasks.example import TaskExample
     from src.tasks.splits import TaskData
+
+
+# evaluate()'s signature (src.evaluation.engine): program, examples, task, spec, lm, adapter, settings,
+# experiment_id, arm, on_record -> records
+Evaluator = Callable[..., list[Record]]
 
 
 def program_sha(program: dspy.Module) -> str:
@@ -100,12 +106,14 @@ class UnitFailed(UserError):
 
 
 def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force: bool, run_ctx: dict[str, Any],
-             progress: bool = True, on_stale: str = REFUSE) -> UnitSummary:
+             progress: bool = True, on_stale: str = REFUSE, evaluator: Evaluator | None = None) -> UnitSummary:
     """Evaluate what is not yet done, then render the CSV and sidecar from the journal.
 
     `on_stale`: what to do with results made under other settings (src.results.checkpoint): refuse them (a unit
     the user named), or replace them (a unit owned by a checkpoint that already decided, e.g. a tipping-point cell).
-    Raises UnitFailed when every example of the unit failed.
+    Raises UnitFailed when every example of the unit failed. `evaluator`: where the examples are evaluated (default:
+    the engine in this process; the Ray executor evaluates them on a cluster node and streams the records back
+    here, so this process stays the journal's one writer).
     """
     csv_path = unit.csv_path
     journal = Journal(journal_path(csv_path))
@@ -142,7 +150,7 @@ def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force:
     if todo:
         journal.start(header)
         try:
-            evaluate(unit.program, todo, unit.task, session.spec, session.lm, session.adapter,
+            (evaluator or evaluate)(unit.program, todo, unit.task, session.spec, session.lm, session.adapter,
                      EngineSettings(concurrency=session.concurrency, progress=progress,
                                     label=f"{session.spec.key}/{unit.task.key}"),
                      experiment_id, unit.arm, journal.append)

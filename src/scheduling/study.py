@@ -57,6 +57,7 @@ class StudySettings:
     stages: list[str]
     consolidate_opts: Any = None  # src.consolidation.analysis.Options, when "consolidate" is a stage
     config: Any = None  # the registry (src.registry.Config), for consolidation's task metrics
+    evaluator: Any = None  # where evaluation units evaluate their examples (None: here; the Ray executor's: a node)
 
 
 def endpoint_names(sessions: Sessions, key: str) -> list[str]:
@@ -118,7 +119,8 @@ def _eval_unit(stage: str, arm: str, model: str, task: Task, limit: int | None, 
             side = ProgramMeta.read_optional(sidecar_path(program_path(s.results_dir, model, task.key, s.optimizer)))
             adapter = side.adapter if side is not None else None
         session = sessions.unit_session(model, adapter=adapter)
-        r = run_eval_unit(arm, spec, task, data, limit, program_for, session, s.results_dir, s.force, ctx)
+        r = run_eval_unit(arm, spec, task, data, limit, program_for, session, s.results_dir, s.force, ctx,
+                          s.evaluator)
         return UnitResult(r.status, r.message, str(r.extra.get("cause") or r.message), r.wall_s)
 
     label = "baseline" if arm == "baseline" else "eval"
