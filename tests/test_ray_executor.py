@@ -113,7 +113,7 @@ def _evaluate_workers() -> list[int]:
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if b"_evaluate_on_node" in (d / "cmdline").read_bytes():
+                if b"NodeEvaluator" in (d / "cmdline").read_bytes():
                     pids.append(int(d.name))
             except OSError:
                 pass

@@ -172,6 +172,11 @@ class Router:
                 print(f"note: endpoint {route.url} failed {route.failures_in_row} requests in a row; its requests go "
                       f"to the model's other endpoints for {BREAKER_COOLDOWN_S:.0f}s", file=sys.stderr, flush=True)
 
+    def add_served(self, counts: dict[str, int]) -> None:
+        """Count requests another process sent on this router's behalf (a Ray node evaluating a unit)."""
+        with self.registry._cond:
+            self.served.update(counts)
+
     def served_snapshot(self) -> dict[str, int]:
         with self.registry._cond:
             return dict(self.served)

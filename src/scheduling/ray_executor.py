@@ -2,10 +2,10 @@
 
 Each evaluation unit still runs its bookkeeping here, on the driver (identity check, journal, CSV, sidecar: one
 writer, so "each example exactly once" and crash-safe resume hold as in the local executor); its examples are
-evaluated by a Ray task on the node that holds the unit's endpoint resource, which streams each record back as it
-finishes (a Ray generator task). A worker killed mid-unit is retried: the driver submits a new Ray task for the
-examples it has not yet recorded (up to RETRIES times), so no example is journaled twice and none is redone. A
-driver restarted after a crash resumes from the journals like any run.
+evaluated by a Ray actor on the node that holds the unit's endpoint resource, which streams each record back as it
+finishes (a streaming generator method). A worker killed mid-unit is retried: Ray restarts the actor and the driver
+sends it the examples it has not yet recorded (up to RETRIES times), so no example is journaled twice and none is
+redone. A driver restarted after a crash resumes from the journals like any run.
 
 Placement: a unit whose model is served at `http://gpu-box-1:11434` asks for one unit of the custom resource
 `endpoint:gpu-box-1:11434` when the cluster declares it (`ray start --resources '{"endpoint:gpu-box-1:11434": 8}'`
@@ -20,6 +20,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -63,15 +64,32 @@ def connect(address: str | None) -> None:
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
-def _evaluate_on_node(config: Config, key: str, options: SessionOptions, adapter: str | None, program: Any,
-                      examples: list, task: Any, settings: Any, experiment_id: str, arm: str):
-    """Ray generator task: evaluate on this node, yielding ("node", id) then each record's fields as it finishes."""
-    import ray
+class NodeEvaluator:
+    """A Ray actor on the node next to one endpoint (or with a CPU, for embedded models): it stays warm across
+    units (no interpreter start and import per unit), evaluates several units at once on its threads, and its
+    process's endpoint budgets (src.backends.endpoints) bound the requests all of them send to that endpoint."""
 
+    def __init__(self) -> None:
+        self._sessions: dict[tuple, Sessions] = {}
+        self._lock = threading.Lock()
+
+    def evaluate(self, config: Config, key: str, options: SessionOptions, adapter: str | None, program: Any,
+                 examples: list, task: Any, settings: Any, experiment_id: str, arm: str):
+        """A streaming generator: ("node", id), then each record's fields as its example finishes."""
+        import ray
+
+        yield ("node", ray.get_runtime_context().get_node_id())
+        with self._lock:  # one Sessions per model and settings: backends and embedded servers made once per actor
+            sessions = self._sessions.setdefault((config.model(key), options), Sessions(config, options))
+            # the unit's own LM object (its own served counts); the process's endpoint budgets are shared
+            session = sessions.unit_session(key, max_tokens=options.max_tokens, adapter=adapter)
+        yield from _stream(session, program, examples, task, settings, experiment_id, arm)
+        yield ("served", session.lm.router.served_snapshot() if session.lm.router is not None else {})
+
+
+def _stream(session: Any, program: Any, examples: list, task: Any, settings: Any, experiment_id: str, arm: str):
     from src.evaluation.engine import evaluate
 
-    yield ("node", ray.get_runtime_context().get_node_id())
-    session = Sessions(config, options).session(key, max_tokens=options.max_tokens, adapter=adapter)
     out: queue.SimpleQueue = queue.SimpleQueue()
     done = object()
 
@@ -101,20 +119,48 @@ class RayEvaluator:
 
         self.config, self.sessions = config, sessions
         self.available = set(ray.cluster_resources())
-        # Ray's own retry would replay the whole stream (records already journaled, in another order): the driver
-        # re-sends only the examples it has not recorded instead.
-        self._remote = ray.remote(max_retries=0, retry_exceptions=False)(_evaluate_on_node)
+        # Ray restarts a dead actor, but never replays its stream (records already journaled, in another order):
+        # the driver re-sends only the examples it has not recorded.
+        self._actor_cls = ray.remote(max_restarts=RETRIES, max_task_retries=0, max_concurrency=64)(NodeEvaluator)
+        self._actors: dict[str, Any] = {}
         self.placements = placements  # unit label -> node id that ran it (tests check placement)
         self._lock = threading.Lock()
 
-    def resources(self, key: str) -> dict[str, Any]:
+    def placement(self, key: str) -> tuple[str, dict[str, Any]]:
+        """(actor name, its resource request): the node holding the model's endpoint resource; a CPU for
+        embedded models; anywhere for a model whose endpoints no node declares (or several endpoints)."""
         backend = self.sessions.backend(key)
         if backend.provider == "embedded":
-            return {"num_cpus": 1}
+            return "cpu", {"num_cpus": 1}
         wanted = [endpoint_resource(u) for u in backend.base_urls()]
         named = [r for r in wanted if r in self.available]
-        return {"num_cpus": 0, "resources": {named[0]: 1}} if len(named) == 1 and len(wanted) == 1 else \
-            {"num_cpus": 0}
+        if len(named) == 1 and len(wanted) == 1:
+            return named[0], {"num_cpus": 0, "resources": {named[0]: 0.001}}
+        return "anywhere", {"num_cpus": 0}
+
+    def _await_actor(self, key: str, timeout_s: float = 120.0) -> None:
+        """Wait for Ray to restart the model's actor (a new interpreter on that node); one that cannot be
+        restarted is replaced by a new actor."""
+        import ray
+
+        name, _ = self.placement(key)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                ray.get(self.actor(key).__ray_ready__.remote(), timeout=10)
+                return
+            except ray.exceptions.ActorDiedError:
+                with self._lock:
+                    self._actors.pop(name, None)
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
+                time.sleep(0.5)
+
+    def actor(self, key: str) -> Any:
+        name, request = self.placement(key)
+        with self._lock:
+            if name not in self._actors:
+                self._actors[name] = self._actor_cls.options(**request).remote()
+            return self._actors[name]
 
     def __call__(self, program, examples, task, spec, lm, adapter, settings, experiment_id, arm, on_record):
         import ray
@@ -133,7 +179,7 @@ class RayEvaluator:
             todo = [ex for ex in examples if ex.id not in seen]
             if not todo:
                 break
-            gen = self._remote.options(**self.resources(spec.key)).remote(
+            gen = self.actor(spec.key).evaluate.options(num_returns="streaming").remote(
                 self.config, spec.key, opts, name, program, todo, task, settings, experiment_id, arm)
             try:
                 for ref in gen:
@@ -142,6 +188,10 @@ class RayEvaluator:
                         with self._lock:
                             self.placements[f"{spec.key}/{task.key}/{arm}"] = value
                         continue
+                    if kind == "served":  # which endpoints served the unit, for its sidecar
+                        if getattr(lm, "router", None) is not None:
+                            lm.router.add_served(value)
+                        continue
                     rec = Record(**value)
                     if rec.example_id in seen:
                         continue
@@ -149,13 +199,15 @@ class RayEvaluator:
                     on_record(rec)  # journaled here, on the driver, as it arrives
                     records.append(rec)
             except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError,
-                    ray.exceptions.OwnerDiedError, ray.exceptions.TaskUnschedulableError) as exc:
+                    ray.exceptions.OwnerDiedError, ray.exceptions.ActorDiedError,
+                    ray.exceptions.ActorUnavailableError) as exc:  # Ray restarts the actor (max_restarts)
                 if attempt == RETRIES:
                     raise UserError(f"{spec.key}/{task.key}: the Ray worker evaluating it died {RETRIES + 1} times "
                                     f"({type(exc).__name__}); finished examples are saved, rerun to resume") from None
                 print(f"note: {spec.key}/{task.key}: its Ray worker died ({type(exc).__name__}); the "
                       f"{len(examples) - len(seen)} examples not yet recorded are sent again", file=sys.stderr,
                       flush=True)
+                self._await_actor(spec.key)
         return records
 
 
