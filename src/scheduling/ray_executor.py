@@ -158,8 +158,9 @@ class RayEvaluator:
     def actor(self, key: str) -> Any:
         name, request = self.placement(key)
         with self._lock:
-            if name not in self._actors:
-                self._actors[name] = self._actor_cls.options(**request).remote()
+            if name not in self._actors:  # named: every evaluator of this driver shares the node's warm actor
+                self._actors[name] = self._actor_cls.options(name=f"ia-evaluator:{name}", get_if_exists=True,
+                                                             **request).remote()
             return self._actors[name]
 
     def __call__(self, program, examples, task, spec, lm, adapter, settings, experiment_id, arm, on_record):
