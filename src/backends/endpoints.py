@@ -173,9 +173,12 @@ class Router:
                       f"to the model's other endpoints for {BREAKER_COOLDOWN_S:.0f}s", file=sys.stderr, flush=True)
 
     def add_served(self, counts: dict[str, int]) -> None:
-        """Count requests another process sent on this router's behalf (a Ray node evaluating a unit)."""
+        """Count requests another process sent on this router's behalf (a Ray node evaluating a unit), in its
+        served counts and its endpoints' call counts (what progress views show)."""
         with self.registry._cond:
             self.served.update(counts)
+            for route in self.routes:
+                route.budget.calls += counts.get(route.url, 0)
 
     def served_snapshot(self) -> dict[str, int]:
         with self.registry._cond:

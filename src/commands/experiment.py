@@ -184,7 +184,8 @@ def main() -> int:
                         "budgets; ray: the same units, their evaluations as Ray tasks on a cluster (--ray-address); "
                         "stages: the stage commands one after another, as before")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="the Ray cluster to join with --executor ray (default: RAY_ADDRESS, else a local one)")
+                   help="the Ray cluster to join with --executor ray (default: RAY_ADDRESS, else a new local instance; "
+                        "'auto': the cluster started on this machine with ray start)")
     p.add_argument("--max-units", type=common.whole_number(1), default=DEFAULT_MAX_UNITS,
                    help=f"units in flight at once under the local executor (default {DEFAULT_MAX_UNITS}); requests "
                         f"per endpoint are bounded by its budget whatever this is")

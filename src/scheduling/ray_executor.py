@@ -46,7 +46,7 @@ def endpoint_resource(url: str) -> str:
 
 
 def connect(address: str | None) -> None:
-    """Join the cluster at `address` (or RAY_ADDRESS; neither: start a local one). Workers import this project
+    """Join the cluster at `address` (or RAY_ADDRESS; neither: start a local instance). Workers import this project
     from the same path and read no secret from the driver: each node needs its own keys in its environment."""
     try:
         import ray
@@ -57,7 +57,9 @@ def connect(address: str | None) -> None:
     env = {k: os.environ[k] for k in _PASS_ENV if os.environ.get(k)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]))
     try:
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, runtime_env={"env_vars": env},
+        # Neither given: a new local instance ("local"), never a stale cluster a previous run left recorded in
+        # /tmp/ray (ray.init's own default would try to join it); `--ray-address auto` joins this machine's cluster.
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", runtime_env={"env_vars": env},
                  log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UserError(f"cannot join the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: "
