@@ -125,6 +125,12 @@ def test_scheduler_leaves_the_same_results_as_the_stages_one_after_another(tmp_p
             assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
             assert "=== summary" in r.stdout
             out[executor] = res
+        again = run_cli(["src.experiment", "--config", str(study), "--results-dir", str(out["local"])], cwd=tmp_path,
+                        env={"DSPY_CACHEDIR": str(tmp_path / "cache-local")}, timeout=900)
+        assert again.returncode == 0, again.stderr[-2000:]
+        for stage in ("baseline", "optimize", "select", "eval"):  # every unit's result file is reused
+            line = next(x for x in again.stdout.splitlines() if x.strip().startswith(stage + " "))
+            assert " 0 ran" in line and " 0 failed" in line, again.stdout
     stages, local = out["stages"], out["local"]
     csvs = sorted(p.name for p in stages.glob("*.csv"))
     assert len(csvs) == 8 and csvs == sorted(p.name for p in local.glob("*.csv"))

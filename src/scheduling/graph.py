@@ -6,9 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-STATUSES = ("ran", "reused", "failed")
-
-
 @dataclass
 class UnitResult:
     """What one unit did: ran | reused | failed (with a one-line message and its cause)."""

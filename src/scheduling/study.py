@@ -23,7 +23,7 @@ from src.optimization.arms import get_arm
 from src.optimization.presets import preset
 from src.optimization.programs import saved_program
 from src.optimization.search import OptPlan, finish_opt_unit, prepare_opt_unit, run_seed, stored_seed
-from src.results.naming import arm_for_optimizer, program_path, sidecar_path
+from src.results.naming import arm_for_optimizer, program_path, seed_program, sidecar_path
 from src.results.provenance import run_context
 from src.results.schema import ProgramMeta
 from src.scheduling.graph import Unit, UnitGraph, UnitResult
@@ -157,8 +157,8 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
         plan = holder["plan"]
         if plan.reused is not None:
             return UnitResult("reused")
-        if stored_seed(plan, seed) is not None:
-            run_seed(plan, *sessions_for(), budget, seed, s.results_dir)  # says "reused" as the runner does
+        prior = stored_seed(plan, seed)  # this seed's checkpoint under this unit's identity (the runner's rule)
+        if prior is not None and (prior.status == "failed" or seed_program(plan.seeds_at, seed).is_file()):
             return UnitResult("reused")
         result = run_seed(plan, *sessions_for(), budget, seed, s.results_dir)
         if result.status == "failed":
