@@ -93,7 +93,7 @@ def run_local(graph: UnitGraph, settings: StudySettings, sessions: Sessions, *, 
 def stage_rows(graph: UnitGraph, results: dict[str, UnitResult], wall_s: float) -> list[dict[str, Any]]:
     rows = []
     for stage in graph.stages():
-        units = [{"unit": u.id, "status": results[u.id].status, "message": results[u.id].message}
+        units = [{"unit": u.label or u.id, "status": results[u.id].status, "message": results[u.id].message}
                  for u in graph.units.values() if u.stage == stage and u.id in results]
         failed = any(x["status"] == "failed" for x in units)
         span = sum(results[u.id].wall_s for u in graph.units.values() if u.stage == stage and u.id in results)

@@ -32,6 +32,7 @@ class Unit:
     calls: dict[str, int] = field(default_factory=dict)
     model: str = ""
     task: str = ""
+    label: str = ""  # how summaries name it ("llama3.2 x math", as the stage runners' ledgers do); default: id
 
     @property
     def deps(self) -> tuple[str, ...]:

@@ -125,7 +125,7 @@ def _eval_unit(stage: str, arm: str, model: str, task: Task, limit: int | None, 
 
     label = "baseline" if arm == "baseline" else "eval"
     return Unit(f"{label} {model}/{task.key}", stage, run, requires=requires, calls=_spread(sessions, model, calls),
-                model=model, task=task.key)
+                model=model, task=task.key, label=f"{model} x {task.key}")
 
 
 def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, sessions: Sessions,
@@ -178,16 +178,18 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
         return UnitResult(r.status)
 
     prep = graph.add(Unit(f"optimize {base}: dev baseline", "optimize", prepare,
-                          calls=_spread(sessions, model, dev_size), model=model, task=task.key))
+                          calls=_spread(sessions, model, dev_size), model=model, task=task.key,
+                          label=f"{model} x {task.key} dev baseline"))
     seed_ids = []
     for seed in seeds:
         calls = _spread(sessions, model, max(0, per_seed.student - dev_size))
         _spread(sessions, teacher, per_seed.teacher, calls)
         u = graph.add(Unit(f"optimize {base} seed {seed}", "optimize", lambda seed=seed: seed_unit(seed),
-                           requires=(prep.id,), calls=calls, model=model, task=task.key))
+                           requires=(prep.id,), calls=calls, model=model, task=task.key,
+                           label=f"{model} x {task.key} seed {seed}"))
         seed_ids.append(u.id)
     graph.add(Unit(f"select {base}", "select", select, requires=(prep.id,), after=tuple(seed_ids),
-                   model=model, task=task.key))
+                   model=model, task=task.key, label=f"{model} x {task.key}"))
 
 
 def _consolidate(s: StudySettings) -> UnitResult:
