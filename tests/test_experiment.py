@@ -17,7 +17,8 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     r = _run(["--preset", "embedded", "--tasks", "math,analysis", "--limit", "3", "--results-dir", str(out),
               "--dry-run"])
     assert r.returncode == 0, r.stderr
-    assert "dry run: these commands would run" in r.stdout
+    assert "dry run: the study scheduler would run" in r.stdout
+    assert "projected LM calls per endpoint" in r.stdout and "local-cpu:" in r.stdout
     for step in ("src.run_baseline_v2", "src.run_optimization", "src.run_optimized_eval", "src.consolidate_results"):
         assert step in r.stdout
     assert "projected LM calls" in r.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from src.backends.endpoints import DEFAULT_BUDGET, endpoint_id, make_router
 from src.backends.failures import Endpoint
 from src.backends.metering import MeteredLM
 from src.backends.retry import RetryPolicy, timeout_for
@@ -57,6 +58,21 @@ class Backend:
         """Facts about the model for metadata: provider, id, digest, endpoint. Never a key."""
         return {"provider": self.spec.provider, "model_id": self.spec.model_id}
 
+    def base_urls(self) -> list[str]:
+        """Every base URL the model is served at; several (models.json `api_base` as a list) share its requests."""
+        return list(self.spec.api_bases) or [self.default_endpoint or self.provider]
+
+    def budget_name(self, url: str) -> str:
+        """The endpoint whose budget a request to `url` takes (src.backends.endpoints)."""
+        return endpoint_id(url, self.spec.model_id)
+
+    def endpoint_limit(self, concurrency: int = 1) -> tuple[int, bool]:
+        """(requests in flight per endpoint, set by configuration?): models.json / the study file's
+        `endpoint_concurrency`, else the provider's default, raised to a runner's --concurrency."""
+        if self.spec.endpoint_concurrency:
+            return self.spec.endpoint_concurrency, True
+        return max(DEFAULT_BUDGET.get(self.provider, self.default_concurrency), concurrency), False
+
     def supports_schema(self) -> bool:
         return self.schema_decoding or self.spec.schema_decoding
 
@@ -80,6 +96,11 @@ class Backend:
             register_secret(kwargs["api_key"])  # whatever the variable is called, its value is never written
         endpoint = Endpoint(kwargs.get("api_base") or self.default_endpoint or self.provider, key_env,
                             policy.timeout_s)
+        urls = self.base_urls()
+        if len(urls) == 1:  # the one URL the client is given (the embedded server's is known only once started)
+            urls = [kwargs.get("api_base") or urls[0]]
+        limit, explicit = self.endpoint_limit(settings.concurrency)
+        router = make_router(urls, [self.budget_name(u) for u in urls], limit, explicit)
         return MeteredLM(
             model,
             temperature=temperature,
@@ -87,6 +108,7 @@ class Backend:
             cache=settings.cache,
             retry=policy,
             endpoint=endpoint,
+            router=router,
             timeout=policy.timeout_s,
             **kwargs,
         )

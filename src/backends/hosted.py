@@ -28,7 +28,11 @@ class HostedAPIBackend(Backend):
 
     @property
     def api_base(self) -> str | None:
-        return self.spec.api_base or os.environ.get(self.base_env) or None
+        """The first base URL (models.json api_base, else the provider's variable), None for the default."""
+        return (self.spec.api_bases or (None,))[0] or os.environ.get(self.base_env) or None
+
+    def base_urls(self) -> list[str]:
+        return list(self.spec.api_bases) or [self.api_base or self.default_endpoint]
 
     def problems(self) -> list[str]:
         if not os.environ.get(self.api_key_env, "").strip():
@@ -46,4 +50,5 @@ class HostedAPIBackend(Backend):
         return self._lm(self.lm_model(), settings, **kwargs)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "endpoint": self.api_base or self.default_endpoint}
+        urls = self.base_urls()
+        return {**super().describe(), "endpoint": urls[0], **({"endpoints": urls} if len(urls) > 1 else {})}

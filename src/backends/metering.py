@@ -1,5 +1,7 @@
 """MeteredLM, the only LM class the backends hand out: a dspy.LM that counts calls and tokens across threads,
-applies the retry policy (src.backends.retry) around every request, and keeps the run's spending cap (SpendCap).
+applies the retry policy (src.backends.retry) around every request, sends each attempt through its endpoint router
+(src.backends.endpoints: the endpoint's budget, and the choice among several endpoints), and keeps the run's
+spending cap (SpendCap).
 
 The spending guard: before every request to a priced model (price_in or price_out > 0), the request's worst-case
 cost — its prompt at 2 characters per token (English averages about 4: the estimate is deliberately high) plus its
@@ -22,6 +24,8 @@ from typing import Any
 
 import dspy
 
+from src.backends.adapters import thinking_traces
+from src.backends.endpoints import Router
 from src.backends.failures import Endpoint
 from src.backends.retry import RetryPolicy, note_retry
 
@@ -154,7 +158,7 @@ class MeteredLM(dspy.LM):
     """
 
     def __init__(self, *args: Any, retry: RetryPolicy | None = None, endpoint: Endpoint | None = None,
-                 **kwargs: Any) -> None:
+                 router: Router | None = None, **kwargs: Any) -> None:
         kwargs["num_retries"] = 0
         super().__init__(*args, **kwargs)
         self.meter = Meter()
@@ -178,6 +182,7 @@ class MeteredLM(dspy.LM):
 
     def _guarded(self) -> bool:
         return self.spend is not None and (self.prices[0] > 0 or self.prices[1] > 0)
+        self.router = router  # the endpoint budgets every attempt waits for (None: unbudgeted, e.g. in tests)
 
     def update_history(self, entry: dict[str, Any]) -> None:
         usage = entry.get("usage") or {}
@@ -192,7 +197,10 @@ class MeteredLM(dspy.LM):
         while True:
             hold = self._reserve(args, kwargs)
             try:
-                return super().__call__(*args, **kwargs)
+                if self.router is None:
+                    return _collect_reasoning(super().__call__(*args, **kwargs))
+                with self.router.route() as route:
+                    return _collect_reasoning(super().__call__(*args, **_routed(kwargs, route.api_base)))
             except Exception as exc:
                 if not self.retry.should_retry(exc, attempt):
                     raise
@@ -209,7 +217,16 @@ class MeteredLM(dspy.LM):
         while True:
             hold = self._reserve(args, kwargs)
             try:
-                return await super().acall(*args, **kwargs)
+                if self.router is None:
+                    return _collect_reasoning(await super().acall(*args, **kwargs))
+                route = await asyncio.to_thread(self.router.acquire)  # never block the event loop on a budget
+                try:
+                    result = await super().acall(*args, **_routed(kwargs, route.api_base))
+                except BaseException as exc:
+                    self.router.release(route, exc)
+                    raise
+                self.router.release(route, None)
+                return _collect_reasoning(result)
             except Exception as exc:
                 if not self.retry.should_retry(exc, attempt):
                     raise
@@ -230,3 +247,21 @@ class MeteredLM(dspy.LM):
     def _release(self, usd: float) -> None:
         if usd and self.spend is not None:
             self.spend.release(usd)
+
+
+def _routed(kwargs: dict[str, Any], api_base: str | None) -> dict[str, Any]:
+    """The request's kwargs sent to the chosen endpoint (api_base is not part of DSPy's cache key)."""
+    return {**kwargs, "api_base": api_base} if api_base else kwargs
+
+
+def _collect_reasoning(outputs: Any) -> Any:
+    """Hand a reasoning trace that arrived apart from the text (`reasoning_content`: OpenAI-protocol reasoning
+    fields, or LiteLLM's ollama_chat provider, which moves Ollama's `thinking` field and inline <think> blocks
+    there) to the example being evaluated, as the adapters do with inline <think> text; the engine counts it."""
+    sink = thinking_traces.get()
+    if sink is not None and isinstance(outputs, list):
+        for out in outputs:
+            trace = out.get("reasoning_content") if isinstance(out, dict) else None
+            if isinstance(trace, str) and trace.strip():
+                sink.append(trace.strip())
+    return outputs

@@ -8,6 +8,7 @@ from typing import Any
 from src.backends.base import LMSettings
 from src.backends.hosted import HostedAPIBackend
 from src.backends.metering import MeteredLM
+from src.backends.endpoints import reachability_problems
 
 
 class OpenAIBackend(HostedAPIBackend):
@@ -28,7 +29,7 @@ class OpenAICompatibleBackend(OpenAIBackend):
     def credential_env(self) -> str | None:
         return self.spec.api_key_env or None
 
-    def problems(self) -> list[str]:
+    def _key_problems(self) -> list[str]:
         if self.spec.api_key_env and not os.environ.get(self.spec.api_key_env, "").strip():
             return [f"model {self.spec.key}: {self.spec.api_key_env} is not set (models.json names it as the key)"]
         return []
@@ -38,7 +39,15 @@ class OpenAICompatibleBackend(OpenAIBackend):
 
     def make_lm(self, settings: LMSettings) -> MeteredLM:
         key = os.environ.get(self.spec.api_key_env, "") if self.spec.api_key_env else ""
-        return self._lm(self.lm_model(), settings, api_key=key or "none", api_base=self.spec.api_base)
+        return self._lm(self.lm_model(), settings, api_key=key or "none", api_base=self.base_urls()[0])
+
+    def problems(self) -> list[str]:
+        out = self._key_problems()
+        if not out and len(self.base_urls()) > 1:
+            out = reachability_problems(self.spec.key, self.base_urls(), self.spec.model_id)
+        return out
 
     def describe(self) -> dict[str, Any]:
-        return {"provider": self.provider, "model_id": self.spec.model_id, "endpoint": self.spec.api_base}
+        urls = self.base_urls()
+        return {"provider": self.provider, "model_id": self.spec.model_id, "endpoint": urls[0],
+                **({"endpoints": urls} if len(urls) > 1 else {})}

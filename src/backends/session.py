@@ -204,6 +204,13 @@ class Sessions:
             self._sessions[cache_key] = ModelSession.open(self.backend(key), opts, note, self.spend)
         return self._sessions[cache_key]
 
+    def unit_session(self, key: str, *, max_tokens: int | None = None, adapter: str | None = None) -> ModelSession:
+        """A session of its own for one unit that runs beside other units of the same model (the study scheduler):
+        the same backend and settings as session(), a fresh LM object so that its meter and the endpoints it used
+        count only this unit's requests. Endpoint budgets are per endpoint, shared with every other session."""
+        shared = self.session(key, max_tokens=max_tokens, adapter=adapter)
+        return ModelSession.open(shared.backend, shared.options, shared.cap_note, self.spend)
+
 
 def meter_delta(before: dict[str, dict[str, int]], sessions: list[ModelSession]) -> dict[str, Any]:
     """Calls, tokens and $ per model key (student and teacher apart) since `before`, and totals."""

@@ -1,4 +1,6 @@
-"""./run_experiment.sh: the whole study as one command — load a study file, preflight, run its stages in order."""
+"""./run_experiment.sh: the whole study as one command — load a study file, preflight, run it: by default as one graph
+of units under the study scheduler (src.commands.study_run), or (--executor stages) as the stage commands one after
+another."""
 
 from __future__ import annotations
 
@@ -15,17 +17,19 @@ from typing import Any
 
 from src.backends.session import Sessions
 from src.commands import budget as spend
-from src.commands import common
+from src.commands import common, study_run
 from src.errors import UserError
 from src.optimization.arms import ARMS
 from src.optimization.presets import PRESETS
 from src.registry import Config, load_config
 from src.registry import experiments as study_files
 from src.registry.experiments import EXPERIMENTS_DIR, Experiment
+from src.scheduling.local import DEFAULT_MAX_UNITS
 from src.tasks import resolve_task_keys
 from src.tasks.sources import DATA_MODES
 
 STAGES = ("baseline", "optimize", "eval", "consolidate")
+EXECUTORS = ("local", "ray", "stages")
 
 
 def load_experiment(path: Path, config: Config) -> Experiment:
@@ -166,7 +170,7 @@ def run_stages(stages: list[Stage], env: dict[str, str]) -> list[dict[str, Any]]
 
 
 def print_summary(rows: list[dict[str, Any]], total_s: float) -> int:
-    print("\n=== summary: stage, units ran / reused / failed, wall time")
+    print("\n=== summary: stage, units ran / reused / failed, time spent in its units")
     failed_units = []
     for r in rows:
         counts = {s: sum(1 for u in r["units"] if u["status"] == s) for s in ("ran", "reused", "failed")}
@@ -189,6 +193,18 @@ def main() -> int:
                    + ",".join(STAGES))
     common.add_repeats(p)
     common.add_mlflow(p)
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local (default): the study scheduler, every unit whose inputs exist at once under per-endpoint "
+                        "budgets; ray: the same units, their evaluations as Ray tasks on a cluster (--ray-address); "
+                        "stages: the stage commands one after another, as before")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster to join with --executor ray (default: RAY_ADDRESS, else a new local instance; "
+                        "'auto': the cluster started on this machine with ray start)")
+    p.add_argument("--max-units", type=common.whole_number(1), default=DEFAULT_MAX_UNITS,
+                   help=f"units in flight at once under the local executor (default {DEFAULT_MAX_UNITS}); requests "
+                        f"per endpoint are bounded by its budget whatever this is")
+    p.add_argument("--progress-every", type=common.real_number(1), default=30.0, metavar="S",
+                   help="print the study's progress every S seconds (default 30)")
     p.set_defaults(limit=None, repeats=None)
     args = p.parse_args()
     config = load_config()
@@ -207,6 +223,7 @@ def main() -> int:
     if args.tasks and args.tasks != "all":
         resolve_task_keys(args.tasks, config)
         exp.tasks = args.tasks
+    config = study_run.with_endpoint_overrides(config, exp)
     sessions = Sessions(config)
     models = resolve_models(exp, sessions, args.models)
     results_dir = common.results_dir(args, config)
@@ -215,6 +232,12 @@ def main() -> int:
           f"preset {exp.preset}, seeds {exp.seeds}")
     for note in exp.notes:
         print(f"  note: {note}")
+    if args.executor in ("local", "ray") and args.mlflow is not None:
+        print("note: --mlflow runs the study stage by stage (as --executor stages): the scheduler does not log to "
+              "MLflow yet")
+        args.executor = "stages"
+    if args.executor in ("local", "ray"):
+        return _run_scheduled(exp, args, config, results_dir, stages, models)
     steps = plan(exp, args, results_dir, stages)
     env = dict(os.environ)
     if args.no_cache:
@@ -238,4 +261,38 @@ def main() -> int:
     sessions.preflight(models + ([exp.teacher] if exp.teacher else []), args.adapter or exp.adapter)
     t0 = time.time()
     rows = run_stages(steps, env)
+    return print_summary(rows, time.time() - t0)
+
+
+def _run_scheduled(exp: Experiment, args: Any, config: Config, results_dir: Path, stages: list[str],
+                   models: list[str]) -> int:
+    """The default executor: the study as one unit graph, run in this process."""
+    cap = args.max_cost if args.max_cost is not None else exp.max_cost
+    if cap is not None and args.executor == "ray":
+        raise UserError("--max-cost is kept per request in this process; the Ray executor's nodes do not share it "
+                        "yet: use --executor local or stages with a spending cap")
+    settings = study_run.study_settings(exp, args, config, results_dir, stages)
+    if settings.repeats > 1 and args.executor == "ray":
+        raise UserError("--repeats above 1 is not supported by the Ray executor yet: use --executor local or stages")
+    if cap is not None:  # refuse before any unit when the projected spend of what is left is over the cap
+        limit = args.limit if args.limit is not None else exp.limit
+        spend.check(cap, spend.study_lines(exp, config, results_dir, args.data or exp.data, limit,
+                                           args.limit if args.limit is not None else exp.reference_limit, stages))
+    sessions = study_run.make_sessions(config, exp, args)
+    graph, data = study_run.build(settings, sessions)
+    if args.dry_run:
+        study_run.print_schedule(graph, data)
+        print("\nthe same units, one stage at a time (--executor stages), are these commands:")
+        for s in plan(exp, args, results_dir, stages):
+            print(f"  {_show(s.argv)}")
+        return 0
+    executor = None
+    if args.executor == "ray":
+        from src.scheduling.ray_executor import RayExecutor
+
+        executor = RayExecutor(args.ray_address, args.max_units, args.progress_every)
+        settings.evaluator = executor.evaluator(config, sessions)
+    t0 = time.time()
+    rows = study_run.run_local(graph, settings, sessions, max_units=args.max_units, report_every_s=args.progress_every,
+                               executor=executor)
     return print_summary(rows, time.time() - t0)

@@ -10,7 +10,7 @@ from src.commands import budget, common
 from src.errors import UserError
 from src.evaluation.matrix import MatrixRequest, evaluate_matrix, print_table
 from src.optimization.arms import ARMS
-from src.optimization.programs import load_program
+from src.optimization.programs import saved_program
 from src.registry import load_config
 from src.registry.protocol import DEFAULT_EVAL_LIMIT
 from src.results.naming import arm_for_optimizer, meta_path, prefix_for, program_path, result_csv, sidecar_path
@@ -57,12 +57,8 @@ def main() -> int:
     )
 
     def optimized_program(task, spec):
-        path = program_path(results_dir, spec.key, task.key, args.optimizer)
-        side = ProgramMeta.read_optional(sidecar_path(path)) or ProgramMeta()
-        if side.status == "failed":
-            raise UserError(f"{path.name}: optimization failed for every seed ({side.reason})")
-        program, info = load_program(task, path, allow_version_mismatch=args.allow_version_mismatch,
-                                     chain_of_thought=side.is_chain_of_thought)
+        program, info = saved_program(task, spec.key, results_dir, args.optimizer,
+                                      allow_version_mismatch=args.allow_version_mismatch)
         _note_missing_baseline(results_dir, spec, task)
         return program, info
 

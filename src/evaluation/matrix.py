@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import dspy
 
 from src.backends.session import Sessions, SessionOptions
 from src.errors import UserError
-from src.evaluation.unit import EvalUnit, UnitSummary, run_unit
+from src.evaluation.unit import EvalUnit, Evaluator, UnitSummary, run_unit
 from src.results.ledger import ledger_append
 from src.results.naming import prefix_for, result_csv
 from src.results.provenance import run_context
@@ -23,6 +24,7 @@ from src.tasks.sources import resolve_source
 from src.tasks.splits import TaskData, load_task_data
 
 if TYPE_CHECKING:
+    from src.backends.session import ModelSession
     from src.registry import Config, ModelSpec
     from src.tasks.base import Task
     from src.tasks.example import TaskExample
@@ -48,17 +50,19 @@ class MatrixRequest:
 
 
 class DataCache:
-    """Each task's data is loaded once per command, whatever the number of models."""
+    """Each task's data is loaded once per command, whatever the number of models (and of threads asking)."""
 
     def __init__(self, config: Config, mode: str):
         self.config = config
         self.source = resolve_source(mode, config)
         self._data: dict[str, TaskData] = {}
+        self._lock = threading.Lock()
 
     def get(self, task: Task) -> TaskData:
-        if task.key not in self._data:
-            self._data[task.key] = load_task_data(task, self.source)
-        return self._data[task.key]
+        with self._lock:
+            if task.key not in self._data:
+                self._data[task.key] = load_task_data(task, self.source)
+            return self._data[task.key]
 
 
 @dataclass(frozen=True)
@@ -115,26 +119,35 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
     for spec in specs:
         session = sessions.session(spec.key, adapter=req.adapter)
         for task in tasks:
-            csv = result_csv(req.results_dir, prefix_for(spec), req.arm, task.key, spec.key)
-            t0 = time.time()
-            print(f"[{req.arm}] {spec.key} / {task.key}: started", file=sys.stderr, flush=True)
-            try:
-                td = data.get(task)
-                program, info = program_for(task, spec)
-                unit = EvalUnit(req.arm, task, td, td.eval_subset(req.limit), program, csv, info,
-                                repeats=req.repeats)
-                summary = run_unit(unit, session, results_dir=req.results_dir, force=req.force, run_ctx=ctx)
-            except UserError as exc:
-                summary = UnitSummary(csv=csv, status="failed", message=str(exc), wall_s=time.time() - t0)
-                summary.extra["cause"] = getattr(exc, "cause", str(exc))
-            summary.extra.update(model=spec.key, task=task.key)
+            summary = run_eval_unit(req.arm, spec, task, data, req.limit, program_for, session, req.results_dir,
+                                    req.force, ctx, repeats=req.repeats)
             summaries.append(summary)
             if on_unit is not None:
                 on_unit(summary, task, spec)
-            ledger_append(f"{spec.key} x {task.key}", summary.status, summary.message)
-            print(f"[{req.arm}] {spec.key} / {task.key}: {_describe(summary)} ({summary.wall_s:.1f}s)",
-                  file=sys.stderr, flush=True)
     return summaries
+
+
+def run_eval_unit(arm: str, spec: ModelSpec, task: Task, data: DataCache, limit: int | None, program_for: ProgramFor,
+                  session: ModelSession, results_dir: Path, force: bool, ctx: dict[str, Any],
+                  evaluator: Evaluator | None = None, repeats: int = 1) -> UnitSummary:
+    """One (model, task) evaluation unit, whichever runner or scheduler drives it: a failure is its summary.
+    `repeats`: attempts per example (--repeats)."""
+    csv = result_csv(results_dir, prefix_for(spec), arm, task.key, spec.key)
+    t0 = time.time()
+    print(f"[{arm}] {spec.key} / {task.key}: started", file=sys.stderr, flush=True)
+    try:
+        td = data.get(task)
+        program, info = program_for(task, spec)
+        unit = EvalUnit(arm, task, td, td.eval_subset(limit), program, csv, info, repeats=repeats)
+        summary = run_unit(unit, session, results_dir=results_dir, force=force, run_ctx=ctx, evaluator=evaluator)
+    except UserError as exc:
+        summary = UnitSummary(csv=csv, status="failed", message=str(exc), wall_s=time.time() - t0)
+        summary.extra["cause"] = getattr(exc, "cause", str(exc))
+    summary.extra.update(model=spec.key, task=task.key)
+    ledger_append(f"{spec.key} x {task.key}", summary.status, summary.message)
+    print(f"[{arm}] {spec.key} / {task.key}: {_describe(summary)} ({summary.wall_s:.1f}s)",
+          file=sys.stderr, flush=True)
+    return summary
 
 
 def _describe(s: UnitSummary) -> str:

@@ -8,12 +8,14 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dspy
 
+from src.backends.endpoints import served_delta
 from src.backends.failures import cause_of
 from src.errors import UserError
 from src.evaluation.engine import EngineSettings, evaluate
@@ -37,6 +39,11 @@ if TYPE_CHECKING:
     from src.tasks.base import Task
     from src.tasks.example import TaskExample
     from src.tasks.splits import TaskData
+
+
+# evaluate()'s signature (src.evaluation.engine): program, examples, task, spec, lm, adapter, settings,
+# experiment_id, arm, on_record -> records
+Evaluator = Callable[..., list[Record]]
 
 
 def program_sha(program: dspy.Module) -> str:
@@ -114,12 +121,14 @@ class SpendStopped(UserError):
 
 
 def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force: bool, run_ctx: dict[str, Any],
-             progress: bool = True, on_stale: str = REFUSE) -> UnitSummary:
+             progress: bool = True, on_stale: str = REFUSE, evaluator: Evaluator | None = None) -> UnitSummary:
     """Evaluate what is not yet done, then render the CSV and sidecar from the journal.
 
     `on_stale`: what to do with results made under other settings (src.results.checkpoint): refuse them (a unit
     the user named), or replace them (a unit owned by a checkpoint that already decided, e.g. a tipping-point cell).
-    Raises UnitFailed when every example of the unit failed.
+    Raises UnitFailed when every example of the unit failed. `evaluator`: where the examples are evaluated (default:
+    the engine in this process; the Ray executor evaluates them on a cluster node and streams the records back
+    here, so this process stays the journal's one writer).
     """
     csv_path = unit.csv_path
     journal = Journal(journal_path(csv_path))
@@ -156,23 +165,26 @@ def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force:
     started = time.time()
     status, message = ("reused" if not todo and csv_path.exists() else "ran"), ""
     interrupted = False
+    router = getattr(session.lm, "router", None)
+    served_before = router.served_snapshot() if router is not None else {}
     if todo:
         journal.start(header)
         try:
-            evaluate(unit.program, [ex for ex, _ in todo], unit.task, session.spec, session.lm, session.adapter,
-                     EngineSettings(concurrency=session.concurrency, progress=progress,
-                                    label=f"{session.spec.key}/{unit.task.key}",
-                                    stop=(lambda: spend.reached) if spend is not None else None),
-                     experiment_id, unit.arm, journal.append, repeats=[r for _, r in todo],
-                     lm_for=session.attempt_lm)
+            settings = EngineSettings(concurrency=session.concurrency, progress=progress,
+                                      label=f"{session.spec.key}/{unit.task.key}",
+                                      stop=(lambda: spend.reached) if spend is not None else None)
+            (evaluator or evaluate)(unit.program, [ex for ex, _ in todo], unit.task, session.spec, session.lm,
+                                    session.adapter, settings, experiment_id, unit.arm, journal.append,
+                                    repeats=[r for _, r in todo], lm_for=session.attempt_lm)
         except KeyboardInterrupt:
             interrupted = True
             raise
         finally:
             journal.close()
             capped = spend is not None and spend.reached
+            served = served_delta(served_before, router.served_snapshot()) if router is not None else {}
             _render(unit, session, journal, experiment_id, header, run_ctx,
-                    "partial" if interrupted else "stopped" if capped else None, time.time() - started, meta)
+                    "partial" if interrupted else "stopped" if capped else None, time.time() - started, meta, served)
         if spend is not None and spend.reached:
             wanted_keys = {record_key(ex.id, r) for ex, r in unit.attempts()}
             n_done = sum(1 for k, r in journal.records.items() if k in wanted_keys and not r.error)
@@ -220,7 +232,8 @@ def _read_meta(csv_path: Path) -> UnitMeta | None:
 
 
 def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_id: str, header: dict[str, Any],
-            run_ctx: dict[str, Any], status: str | None, wall_s: float, prior: UnitMeta | None) -> None:
+            run_ctx: dict[str, Any], status: str | None, wall_s: float, prior: UnitMeta | None,
+            served: dict[str, int] | None = None) -> None:
     """CSV in eval-split order with each example once, and the self-describing sidecar (with the CSV's sha256, so a
     damaged CSV is noticed). `status` None: complete, or failed when every example of the unit failed."""
     csv_path = unit.csv_path
@@ -231,6 +244,9 @@ def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_
     by_id = {ex.id: ex for ex in unit.data.eval}
     scored = [record_score(r) for r in recs]
     prior_wall = (prior.wall_s or 0.0) if prior is not None and prior.unit == header else 0.0
+    endpoints = dict(prior.endpoints) if prior is not None and prior.unit == header else {}
+    for url, n in (served or {}).items():  # which endpoints served this unit (requests, cache hits included)
+        endpoints[url] = int(endpoints.get(url, 0)) + n
     if status is None:
         wanted = {record_key(ex.id, r) for ex, r in unit.attempts()}
         mine = [r for r in recs if r.key in wanted]
@@ -263,5 +279,6 @@ def _render(unit: EvalUnit, session: ModelSession, journal: Journal, experiment_
         run=RunInfo.from_dict(run_ctx),
         spend=session.lm.spend.facts() if session.lm.spend is not None else {},
         repeats=max([r.repeat for r in recs], default=0) + 1,
+        endpoints=endpoints,
     )
     meta.write(meta_path(csv_path))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import dspy
 
 from src.errors import UserError
-from src.results.naming import sidecar_path
+from src.results.naming import program_path, sidecar_path
 from src.results.schema import ProgramMeta
 
 if TYPE_CHECKING:
@@ -54,6 +54,18 @@ def load_program(task: Task, path: Path, *, allow_version_mismatch: bool = False
             "version_mismatch": saved != current, "optimizer": side.optimizer, "chosen_seed": side.chosen_seed,
             "n_demos_total": side.n_demos_total, "teacher": side.teacher}
     return program, info
+
+
+def saved_program(task: Task, model_key: str, results_dir: Path, optimizer: str, *,
+                  allow_version_mismatch: bool = False) -> tuple[dspy.Module, dict[str, Any]]:
+    """The optimization unit's chosen program for (model, task), ready to evaluate, and its info for the sidecar;
+    a unit whose every seed failed is a one-line error."""
+    path = program_path(results_dir, model_key, task.key, optimizer)
+    side = ProgramMeta.read_optional(sidecar_path(path)) or ProgramMeta()
+    if side.status == "failed":
+        raise UserError(f"{path.name}: optimization failed for every seed ({side.reason})")
+    return load_program(task, path, allow_version_mismatch=allow_version_mismatch,
+                        chain_of_thought=side.is_chain_of_thought)
 
 
 def describe_program(program: dspy.Module) -> dict[str, dict[str, Any]]:

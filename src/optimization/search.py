@@ -70,10 +70,28 @@ def unit_header(arm: str, task: Task, data: TaskData, student: ModelSession, tea
             "program_sha": program_sha(task.program()), "dspy": importlib.metadata.version("dspy")}
 
 
-def run_opt_unit(arm: str, task: Task, data: TaskData, student: ModelSession, teacher: ModelSession, p: Preset,
-                 seeds: list[int], results_dir: Path, train_size: int, dev_size: int, force: bool) -> OptUnitResult:
-    """Run every unfinished seed, record each (failures included), keep the best on dev. Idempotent."""
-    started = time.time()
+@dataclass
+class OptPlan:
+    """An optimization unit made ready to run its seeds: its identity checked, its dev baseline scored. `reused`:
+    the unit is already done under the same identity (its seeds have nothing to do)."""
+
+    arm: str
+    task: Task
+    data: TaskData
+    train: list[TaskExample]
+    dev: list[TaskExample]
+    header: dict[str, Any]
+    final: Path
+    seeds_at: Path
+    seeds: list[int]
+    baseline_dev_score: float | None = None
+    reused: OptUnitResult | None = None
+    started: float = field(default_factory=time.time)
+
+
+def prepare_opt_unit(arm: str, task: Task, data: TaskData, student: ModelSession, teacher: ModelSession, p: Preset,
+                     seeds: list[int], results_dir: Path, train_size: int, dev_size: int, force: bool) -> OptPlan:
+    """Check the unit's identity (src.results.checkpoint) and score the unoptimized program on dev, once."""
     optimizer = get_arm(arm)
     train, dev = optimization_sets(task, data, train_size, dev_size)
     header = unit_header(arm, task, data, student, teacher, p, train, dev)
@@ -82,14 +100,16 @@ def run_opt_unit(arm: str, task: Task, data: TaskData, student: ModelSession, te
     seeds_at = seed_dir(results_dir, model, task.key, arm)
     if not optimizer.seeded:
         seeds = [0]  # nothing is searched: one "seed" is the whole arm
+    plan = OptPlan(arm, task, data, train, dev, header, final, seeds_at, list(seeds))
 
     old = ProgramMeta.read_optional(sidecar_path(final))
     same = claim(old.header if old else None, header, [final, sidecar_path(final), seeds_at],
                  results_dir=results_dir, force=force, what=final, evidence=[final, sidecar_path(final)])
     if same and old is not None and old.status == "ok" and final.is_file() and \
-            sorted(s.seed for s in old.seeds) == sorted(seeds):
-        return OptUnitResult(model, task.key, arm, "reused", final, old.chosen_seed, old.dev_score,
-                             old.baseline_dev_score, old.optimization_cost.lm_calls, 0.0, seeds=old.seeds)
+            sorted(s.seed for s in old.seeds) == sorted(plan.seeds):
+        plan.reused = OptUnitResult(model, task.key, arm, "reused", final, old.chosen_seed, old.dev_score,
+                                    old.baseline_dev_score, old.optimization_cost.lm_calls, 0.0, seeds=old.seeds)
+        return plan
     seeds_at.mkdir(parents=True, exist_ok=True)
 
     if model == teacher.spec.key:
@@ -102,9 +122,31 @@ def run_opt_unit(arm: str, task: Task, data: TaskData, student: ModelSession, te
         score = dev_score(task.program(), task, dev, student, f"{model}/{task.key} dev baseline")
         base = DevBaseline(header=header, dev_score=score)
         base.write(base_file)
+    plan.baseline_dev_score = base.dev_score
+    return plan
 
-    seed_results = [_run_seed(arm, task, train, dev, student, teacher, p, seed, seeds_at, header, results_dir)
-                    for seed in seeds]
+
+def run_seed(plan: OptPlan, student: ModelSession, teacher: ModelSession, p: Preset, seed: int,
+             results_dir: Path) -> SeedResult:
+    """One seed of a prepared unit (its own checkpoint: a finished seed is reused)."""
+    return _run_seed(plan.arm, plan.task, plan.train, plan.dev, student, teacher, p, seed, plan.seeds_at, plan.header,
+                     results_dir)
+
+
+def stored_seed(plan: OptPlan, seed: int) -> SeedResult | None:
+    """A seed's result as its checkpoint file holds it (None: not run under this unit's identity)."""
+    prior = SeedMeta.read_optional(seed_meta(plan.seeds_at, seed))
+    return prior.result if prior is not None and prior.header == plan.header else None
+
+
+def finish_opt_unit(plan: OptPlan, student: ModelSession, teacher: ModelSession, p: Preset,
+                    seed_results: list[SeedResult]) -> OptUnitResult:
+    """Keep the best seed on dev (ties: the earliest seed) as the unit's program, with its sidecar."""
+    if plan.reused is not None:
+        return plan.reused
+    task, data, train, dev, arm, seeds, final = plan.task, plan.data, plan.train, plan.dev, plan.arm, plan.seeds, \
+        plan.final
+    model = student.spec.key
     ok = [s for s in seed_results if s.status == "ok"]
     cost = OptimizationCost(
         lm_calls=sum(s.lm_calls for s in seed_results), input_tokens=sum(s.input_tokens for s in seed_results),
@@ -117,24 +159,35 @@ def run_opt_unit(arm: str, task: Task, data: TaskData, student: ModelSession, te
         budgets={"train_size": len(train), "dev_size": len(dev), "mipro": p.mipro, "mipro_compile": p.mipro_compile,
                  "bootstrap_rs": p.bootstrap_rs, "gepa": p.gepa, "max_tokens": p.max_tokens},
         adapter=student.adapter_name, lm={"student": student.lm_facts(), "teacher": teacher.lm_facts()},
-        seeds=seed_results, baseline_dev_score=base.dev_score,
-        optimization_cost=cost, header=header, data=DataInfo.from_dict(data.provenance),
+        seeds=seed_results, baseline_dev_score=plan.baseline_dev_score,
+        optimization_cost=cost, header=plan.header, data=DataInfo.from_dict(data.provenance),
         run=RunInfo.from_dict(run_context()))
     if not ok:
         side.status = "failed"
         side.reason = "; ".join(f"seed {s.seed}: {s.error}" for s in seed_results)
         side.write(sidecar_path(final))
-        return OptUnitResult(model, task.key, arm, "failed", None, None, None, base.dev_score, cost.lm_calls,
-                             time.time() - started, side.reason, seed_results)
+        return OptUnitResult(model, task.key, arm, "failed", None, None, None, plan.baseline_dev_score,
+                             cost.lm_calls, time.time() - plan.started, side.reason, seed_results)
     # Best of the seeds on dev; ties go to the earliest seed, so the choice is deterministic.
     best = max(ok, key=lambda s: (s.dev_score, -seeds.index(s.seed)))
-    shutil.copyfile(seed_program(seeds_at, best.seed), final)
+    shutil.copyfile(seed_program(plan.seeds_at, best.seed), final)
     side.status, side.chosen_seed, side.dev_score = "ok", best.seed, best.dev_score
     side.predictors, side.n_demos_total, side.module = best.predictors, best.n_demos, best.module
     side.program_file, side.program_sha256, side.versions = str(final), file_sha256(final), side.run.versions
     side.write(sidecar_path(final))
-    return OptUnitResult(model, task.key, arm, "ran", final, best.seed, best.dev_score, base.dev_score,
-                         cost.lm_calls, time.time() - started, seeds=seed_results)
+    return OptUnitResult(model, task.key, arm, "ran", final, best.seed, best.dev_score, plan.baseline_dev_score,
+                         cost.lm_calls, time.time() - plan.started, seeds=seed_results)
+
+
+def run_opt_unit(arm: str, task: Task, data: TaskData, student: ModelSession, teacher: ModelSession, p: Preset,
+                 seeds: list[int], results_dir: Path, train_size: int, dev_size: int, force: bool) -> OptUnitResult:
+    """Run every unfinished seed, record each (failures included), keep the best on dev. Idempotent. (The study
+    scheduler runs the same three steps as separate units: prepare, one unit per seed, finish.)"""
+    plan = prepare_opt_unit(arm, task, data, student, teacher, p, seeds, results_dir, train_size, dev_size, force)
+    if plan.reused is not None:
+        return plan.reused
+    seed_results = [run_seed(plan, student, teacher, p, seed, results_dir) for seed in plan.seeds]
+    return finish_opt_unit(plan, student, teacher, p, seed_results)
 
 
 def _run_seed(arm: str, task: Task, train: list[TaskExample], dev: list[TaskExample], student: ModelSession,

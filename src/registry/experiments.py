@@ -34,6 +34,7 @@ class Experiment:
     dev_size: int | None = None
     adapter: str | None = None
     concurrency: int | None = None
+    endpoint_concurrency: dict[str, int] = field(default_factory=dict)  # model key -> requests in flight per endpoint
     data: str = "auto"
     max_cost: float | None = None  # USD cap on the whole study's API spend (the --max-cost of every stage)
     repeats: int = 1  # attempts per eval example in the baseline and optimized-eval stages (--repeats)
@@ -45,7 +46,7 @@ _FIELDS = {
     "name": str, "description": str, "students": list, "references": list, "teacher": (str, type(None)),
     "when_missing": str, "tasks": (str, list), "limit": (int, type(None)), "reference_limit": (int, type(None)),
     "optimizer": str, "preset": str, "seeds": list, "train_size": (int, type(None)), "dev_size": (int, type(None)),
-    "adapter": (str, type(None)), "concurrency": (int, type(None)), "data": str,
+    "adapter": (str, type(None)), "concurrency": (int, type(None)), "data": str, "endpoint_concurrency": dict,
     "max_cost": (int, float, type(None)), "repeats": int,
 }
 
@@ -104,6 +105,12 @@ def load_experiment(path: Path, config: Config, *, optimizers: tuple[str, ...], 
             raise bad(name, f"must be >= {least}")
     if raw.get("max_cost") is not None and not (0 <= raw["max_cost"] < float("inf")):
         raise bad("max_cost", "must be an amount in USD >= 0")
+    for key, n in (raw.get("endpoint_concurrency") or {}).items():
+        if key not in config.models:
+            raise bad("endpoint_concurrency", f"names unknown model {key!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise bad("endpoint_concurrency", f"must map model keys to whole numbers >= 1 (requests in flight per "
+                      f"endpoint), not {key}: {n!r}")
     tasks = raw.get("tasks", "all")
     tasks = ",".join(tasks) if isinstance(tasks, list) else tasks
     try:
@@ -117,6 +124,7 @@ def load_experiment(path: Path, config: Config, *, optimizers: tuple[str, ...], 
         reference_limit=raw.get("reference_limit"), optimizer=raw.get("optimizer", "mipro_v2"),
         preset=raw.get("preset", "standard"), seeds=seeds, train_size=raw.get("train_size"),
         dev_size=raw.get("dev_size"), adapter=raw.get("adapter"), concurrency=raw.get("concurrency"),
+        endpoint_concurrency=dict(raw.get("endpoint_concurrency") or {}),
         data=raw.get("data", "auto"), description=raw.get("description", ""),
         max_cost=float(raw["max_cost"]) if raw.get("max_cost") is not None else None,
         repeats=raw.get("repeats", 1),

@@ -46,7 +46,7 @@ class ModelSpec:
     max_tokens: int = 1024
     supports_thinking: bool = False
     fixed_temperature: float | None = None  # for models that reject temperature 0
-    api_base: str | None = None
+    api_base: str | tuple[str, ...] | None = None  # one base URL, or several serving the same model (replicas)
     api_key_env: str | None = None
     schema_decoding: bool = False  # backend can enforce a JSON schema while decoding
     default_adapter: str | None = None  # None -> "structured" for embedded, "chat" otherwise
@@ -54,18 +54,26 @@ class ModelSpec:
     core: bool = False  # one of the study's 6 core models
     frontier_stand_in: bool = False  # a local model that plays the API side of comparisons offline (labelled so)
     request_timeout_s: float | None = None  # longest wait for a reply; None -> the provider's default
+    endpoint_concurrency: int | None = None  # requests in flight per endpoint; None -> the provider's default
     note: str = ""
 
     @property
     def temperature(self) -> float:
         return 0.0 if self.fixed_temperature is None else self.fixed_temperature
 
+    @property
+    def api_bases(self) -> tuple[str, ...]:
+        """Every base URL the model is served at (models.json `api_base`, a string or a list); () for none."""
+        if not self.api_base:
+            return ()
+        return (self.api_base,) if isinstance(self.api_base, str) else tuple(self.api_base)
+
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return (input_tokens * self.price_in + output_tokens * self.price_out) / 1_000_000
 
     def public_dict(self) -> dict[str, Any]:
         """The spec as recorded in metadata: every field is configuration, none is a secret."""
-        return {k: v for k, v in self.__dict__.items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
 
 @dataclass(frozen=True)

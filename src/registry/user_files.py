@@ -25,6 +25,7 @@ _NUMBERS: dict[str, tuple[bool, Callable[[float], bool], str]] = {
     "max_tokens": (True, lambda x: x >= 1, "a whole number >= 1"),
     "fixed_temperature": (False, lambda x: 0 <= x <= 2, "a number from 0 to 2"),
     "request_timeout_s": (False, lambda x: x > 0, "a number of seconds > 0"),
+    "endpoint_concurrency": (True, lambda x: x >= 1, "a whole number >= 1 (requests in flight per endpoint)"),
     "eval_fraction": (False, lambda x: 0 < x < 1, "a fraction strictly between 0 and 1"),
     "derived_train_fraction": (False, lambda x: 0 < x < 1, "a fraction strictly between 0 and 1"),
     "split_seed": (True, lambda x: x >= 0, "a whole number >= 0"),
@@ -75,6 +76,8 @@ def _check_types(path: Path, where: str, entry: dict[str, Any], spec_cls: type, 
         ok = True
         if value is None:
             ok = "None" in expected
+        elif expected.startswith("str | tuple"):  # api_base: a URL, or the tuple _api_base_list made of a list
+            ok = (isinstance(value, str) and bool(value.strip())) or isinstance(value, tuple)
         elif expected.startswith("str"):
             ok = isinstance(value, str) and bool(value.strip())
         elif expected.startswith("bool"):
@@ -97,6 +100,7 @@ def load_models_file(path: Path, builtin: dict[str, ModelSpec]) -> dict[str, Mod
     for i, entry in enumerate(_read_json_list(path, "models")):
         key = _check_key(path, i, entry.get("key"), "model")
         where = f"model '{key}'"
+        entry = _api_base_list(path, where, entry)
         _check_types(path, where, entry, ModelSpec, skip=set())
         base = out.get(key) or builtin.get(key)
         if base is not None:
@@ -116,6 +120,21 @@ def load_models_file(path: Path, builtin: dict[str, ModelSpec]) -> dict[str, Mod
             raise ConfigError(f"{path}: {where}: provider openai_compatible needs 'api_base'")
         out[key] = spec
     return out
+
+
+def _api_base_list(path: Path, where: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """`api_base` may be a list of base URLs serving the same model: a non-empty list of distinct URLs, kept as a
+    tuple (a one-item list is the plain string)."""
+    value = entry.get("api_base")
+    if not isinstance(value, list):
+        return entry
+    if not value or not all(isinstance(u, str) and u.strip() for u in value):
+        raise ConfigError(f"{path}: {where}: field 'api_base' has invalid value {value!r} (expected a base URL or a "
+                          f"non-empty list of base URLs)")
+    urls = [u.strip().rstrip("/") for u in value]
+    if len(set(urls)) != len(urls):
+        raise ConfigError(f"{path}: {where}: field 'api_base' lists the same URL twice")
+    return {**entry, "api_base": urls[0] if len(urls) == 1 else tuple(urls)}
 
 
 def load_tasks_file(path: Path, builtin: dict[str, TaskSpec]) -> dict[str, TaskSpec]:

@@ -218,6 +218,7 @@ class UnitMeta(Sidecar):
     # own spend is summary.cost_usd
     spend: dict[str, Any] = field(default_factory=dict)
     repeats: int = 1  # attempts per example recorded (--repeats k; the CSV's `repeat` column numbers them)
+    endpoints: dict[str, Any] = field(default_factory=dict)  # base URL -> requests it served (over resumed runs)
     extra: dict[str, Any] = field(default_factory=dict)
 
     # What readers ask of a unit, with the fallbacks older sidecars need.

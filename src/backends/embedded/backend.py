@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from src.backends.base import Backend, LMSettings
+from src.backends.endpoints import LOCAL_CPU
 from src.backends.embedded.server import EmbeddedServer, get_or_start, running
 from src.backends.embedded.weights import Weights, assemble, dist_file, verify_weights, weights_for, weights_path
 from src.backends.metering import MeteredLM
@@ -60,6 +61,9 @@ class EmbeddedBackend(Backend):
 
     def lm_model(self) -> str:
         return f"openai/{self.spec.key}"
+
+    def budget_name(self, url: str) -> str:
+        return LOCAL_CPU  # every embedded model computes on the same cores, whichever server answers
 
     def make_lm(self, settings: LMSettings) -> MeteredLM:
         server = self.server(settings.concurrency)

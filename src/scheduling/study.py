@@ -1,0 +1,204 @@
+"""A study file as a unit graph: baseline (model, task) for students and references; optimize as a dev-baseline
+unit, one unit per seed and a select-best unit per (model, task); optimized eval (model, task); consolidate.
+
+Each unit calls the same library functions the stage runners call (src.evaluation.matrix.run_eval_unit,
+src.optimization.search's prepare / run_seed / finish, the golden consolidation), on the same files under the same
+checkpoint rule, so a study run by the scheduler leaves the results running the stages one after another leaves.
+Units that run beside others of the same model take a session of their own (Sessions.unit_session): their meters
+and endpoint counts are theirs alone; their endpoint budgets are shared.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from src.backends.adapters import build_adapter, choose_adapter
+from src.backends.endpoints import LOCAL_CPU
+from src.evaluation.engine import example_calls
+from src.evaluation.matrix import DataCache, run_eval_unit
+from src.optimization.arms import get_arm
+from src.optimization.presets import preset
+from src.optimization.programs import saved_program
+from src.optimization.search import OptPlan, finish_opt_unit, prepare_opt_unit, run_seed, stored_seed
+from src.results.naming import arm_for_optimizer, program_path, seed_program, sidecar_path
+from src.results.provenance import run_context
+from src.results.schema import ProgramMeta
+from src.scheduling.graph import Unit, UnitGraph, UnitResult
+
+if TYPE_CHECKING:
+    from src.backends.session import Sessions
+    from src.tasks.base import Task
+
+STAGES = ("baseline", "optimize", "eval", "consolidate")
+
+
+@dataclass
+class StudySettings:
+    """Everything a study run is made of, once the study file and the flags are merged."""
+
+    students: list[str]
+    references: list[str]
+    teacher: str | None
+    tasks: list[Task]
+    data_mode: str
+    results_dir: Path
+    limit: int | None
+    reference_limit: int | None
+    optimizer: str
+    preset: str
+    seeds: list[int]
+    train_size: int | None
+    dev_size: int | None
+    adapter: str | None
+    force: bool
+    stages: list[str]
+    consolidate_opts: Any = None  # src.consolidation.analysis.Options, when "consolidate" is a stage
+    config: Any = None  # the registry (src.registry.Config), for consolidation's task metrics
+    evaluator: Any = None  # where evaluation units evaluate their examples (None: here; the Ray executor's: a node)
+    repeats: int = 1  # attempts per eval example (--repeats / the study's repeats)
+
+
+def endpoint_names(sessions: Sessions, key: str) -> list[str]:
+    """The endpoint budgets a model's requests take (its replicas; the local CPU for embedded models)."""
+    backend = sessions.backend(key)
+    if backend.provider == "embedded":
+        return [LOCAL_CPU]
+    return list(dict.fromkeys(backend.budget_name(u) for u in backend.base_urls()))
+
+
+def _spread(sessions: Sessions, key: str, calls: int, into: dict[str, int] | None = None) -> dict[str, int]:
+    out = into if into is not None else {}
+    names = endpoint_names(sessions, key)
+    for i, name in enumerate(names):
+        out[name] = out.get(name, 0) + calls // len(names) + (1 if i < calls % len(names) else 0)
+    return out
+
+
+def build_graph(s: StudySettings, sessions: Sessions, data: DataCache, ctx: dict[str, Any] | None = None) -> UnitGraph:
+    """The study's units; nothing runs until an executor runs them."""
+    graph = UnitGraph()
+    ctx = ctx if ctx is not None else run_context()
+    if "baseline" in s.stages:
+        for stage, models, limit in (("baseline", s.students, s.limit),
+                                     ("baseline (references)", s.references, s.reference_limit)):
+            for m in models:
+                for task in s.tasks:
+                    graph.add(_eval_unit(stage, "baseline", m, task, limit, s, sessions, data, ctx))
+    if s.students and "optimize" in s.stages:
+        for m in s.students:
+            for task in s.tasks:
+                _optimize_units(graph, m, task, s, sessions, data)
+    arm = arm_for_optimizer(s.optimizer)
+    if s.students and "eval" in s.stages:
+        for m in s.students:
+            for task in s.tasks:
+                needs = (f"select {m}/{task.key}",) if "optimize" in s.stages else ()
+                graph.add(_eval_unit("eval", arm, m, task, s.limit, s, sessions, data, ctx, needs))
+    if "consolidate" in s.stages and s.consolidate_opts is not None:
+        graph.add(Unit("consolidate", "consolidate", lambda: _consolidate(s), after=tuple(graph.units)))
+    return graph
+
+
+def _eval_unit(stage: str, arm: str, model: str, task: Task, limit: int | None, s: StudySettings,
+               sessions: Sessions, data: DataCache, ctx: dict[str, Any], requires: tuple[str, ...] = ()) -> Unit:
+    spec = sessions.spec(model)
+    n = limit or len(data.get(task).eval)
+    adapter = build_adapter(choose_adapter(spec, s.adapter), spec)  # no LM is made (nor a server started) here
+    calls = n * example_calls(task.program(), adapter)
+
+    def program_for(t: Task, sp: Any) -> tuple[Any, dict[str, Any]]:
+        if arm == "baseline":
+            return t.program(), {"kind": "baseline", "module": "ChainOfThought" if t.chain_of_thought else "Predict"}
+        return saved_program(t, sp.key, s.results_dir, s.optimizer)
+
+    def run() -> UnitResult:
+        adapter = s.adapter
+        if arm != "baseline" and adapter is None:  # the optimization's adapter, as the optimized-eval stage does
+            side = ProgramMeta.read_optional(sidecar_path(program_path(s.results_dir, model, task.key, s.optimizer)))
+            adapter = side.adapter if side is not None else None
+        session = sessions.unit_session(model, adapter=adapter)
+        r = run_eval_unit(arm, spec, task, data, limit, program_for, session, s.results_dir, s.force, ctx,
+                          s.evaluator, repeats=s.repeats)
+        return UnitResult(r.status, r.message, str(r.extra.get("cause") or r.message), r.wall_s)
+
+    label = "baseline" if arm == "baseline" else "eval"
+    return Unit(f"{label} {model}/{task.key}", stage, run, requires=requires, calls=_spread(sessions, model, calls),
+                model=model, task=task.key, label=f"{model} x {task.key}")
+
+
+def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, sessions: Sessions,
+                    data: DataCache) -> None:
+    budget = preset(s.preset)
+    arm = get_arm(s.optimizer)
+    train_size, dev_size = s.train_size or budget.train_size, s.dev_size or budget.dev_size
+    seeds = s.seeds if arm.seeded else [0]
+    teacher = s.teacher or model
+    n_train = min(train_size, max(0, len(data.get(task).train) - dev_size))
+    per_seed = arm.projected(task, budget, n_train, dev_size, 1)
+    holder: dict[str, OptPlan] = {}
+    lock = threading.Lock()
+    base = f"{model}/{task.key}"
+
+    def sessions_for() -> tuple[Any, Any]:
+        student = sessions.unit_session(model, max_tokens=budget.max_tokens)
+        return student, (sessions.unit_session(teacher) if s.teacher else student)
+
+    def prepare() -> UnitResult:
+        student, teacher_s = sessions_for()
+        plan = prepare_opt_unit(s.optimizer, task, data.get(task), student, teacher_s, budget, seeds,
+                                s.results_dir, train_size, dev_size, s.force)
+        with lock:
+            holder["plan"] = plan
+        return UnitResult("reused" if plan.reused is not None else "ran")
+
+    def seed_unit(seed: int) -> UnitResult:
+        plan = holder["plan"]
+        if plan.reused is not None:
+            return UnitResult("reused")
+        prior = stored_seed(plan, seed)  # this seed's checkpoint under this unit's identity (the runner's rule)
+        if prior is not None and (prior.status == "failed" or seed_program(plan.seeds_at, seed).is_file()):
+            return UnitResult("reused")
+        result = run_seed(plan, *sessions_for(), budget, seed, s.results_dir)
+        if result.status == "failed":
+            return UnitResult("failed", f"seed {seed}: {result.error}", f"optimization seed failed: {result.error}")
+        return UnitResult("ran")
+
+    def select() -> UnitResult:
+        plan = holder["plan"]
+        student, teacher_s = sessions_for()
+        results = [stored_seed(plan, seed) for seed in plan.seeds] if plan.reused is None else []
+        if any(r is None for r in results):
+            missing = [seed for seed, r in zip(plan.seeds, results) if r is None]
+            return UnitResult("failed", f"{base}: seed(s) {missing} left no result", "a seed left no result")
+        r = finish_opt_unit(plan, student, teacher_s, budget, results)  # type: ignore[arg-type]
+        if r.status == "failed":
+            return UnitResult("failed", f"{base}: optimization failed for every seed", r.message)
+        return UnitResult(r.status)
+
+    prep = graph.add(Unit(f"optimize {base}: dev baseline", "optimize", prepare,
+                          calls=_spread(sessions, model, dev_size), model=model, task=task.key,
+                          label=f"{model} x {task.key} dev baseline"))
+    seed_ids = []
+    for seed in seeds:
+        calls = _spread(sessions, model, max(0, per_seed.student - dev_size))
+        _spread(sessions, teacher, per_seed.teacher, calls)
+        u = graph.add(Unit(f"optimize {base} seed {seed}", "optimize", lambda seed=seed: seed_unit(seed),
+                           requires=(prep.id,), calls=calls, model=model, task=task.key,
+                           label=f"{model} x {task.key} seed {seed}"))
+        seed_ids.append(u.id)
+    graph.add(Unit(f"select {base}", "select", select, requires=(prep.id,), after=tuple(seed_ids),
+                   model=model, task=task.key, label=f"{model} x {task.key}"))
+
+
+def _consolidate(s: StudySettings) -> UnitResult:
+    from src.consolidation import golden
+    from src.tasks import get_task
+
+    config = s.config
+    res = golden.consolidate(s.consolidate_opts, config, lambda key: get_task(key, config))
+    print(f"wrote {s.consolidate_opts.out / 'SUMMARY.md'} and {s.consolidate_opts.out / 'report.html'} "
+          f"({len(res.arms)} arms, {len(res.deltas)} deltas)")
+    return UnitResult("ran")

@@ -1,0 +1,151 @@
+"""The Ray executor on a real local 2-node cluster (ray.cluster_utils.Cluster, each node with its own endpoint
+resource): placement by resource, the same result files as the local scheduler, and a worker killed mid-unit
+retried without a duplicate record. One cluster for the module; num_cpus kept small."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from loopback import ScriptedOpenAI, chat_reply
+
+ray = pytest.importorskip("ray")
+
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from src.backends.endpoints import REGISTRY  # noqa: E402
+from src.consolidation.analysis import Options  # noqa: E402
+from src.backends.session import Sessions, SessionOptions  # noqa: E402
+from src.evaluation.matrix import DataCache  # noqa: E402
+from src.registry import ModelSpec, load_config  # noqa: E402
+from src.results.naming import journal_path  # noqa: E402
+from src.results.provenance import run_context  # noqa: E402
+from src.scheduling.local import LocalExecutor  # noqa: E402
+from src.scheduling.ray_executor import RayExecutor, endpoint_resource  # noqa: E402
+from src.scheduling.study import StudySettings, build_graph  # noqa: E402
+from src.tasks import get_task  # noqa: E402
+
+
+class _Hold:
+    """Answers at once, except that the `hold_at`-th request (0-based) waits until released."""
+
+    def __init__(self):
+        self.hold_at: int | None = None
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, req, i):
+        if self.hold_at is not None and i == self.hold_at:
+            self.holding.set()
+            self.release.wait(60)
+        return chat_reply(req, "1")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    hold = _Hold()
+    with ScriptedOpenAI(lambda req, i: chat_reply(req, "1")) as a, ScriptedOpenAI(hold) as b:
+        c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+        node_a = c.add_node(num_cpus=1, resources={endpoint_resource(a.url): 4})
+        node_b = c.add_node(num_cpus=1, resources={endpoint_resource(b.url): 4})
+        c.wait_for_nodes()
+        os.environ["RAY_ADDRESS"] = c.address
+        try:
+            yield {"a": a, "b": b, "hold": hold, "node_a": node_a.node_id, "node_b": node_b.node_id,
+                   "address": c.address}
+        finally:
+            os.environ.pop("RAY_ADDRESS", None)
+            ray.shutdown()
+            c.shutdown()
+
+
+def _run(tmp: Path, servers, executor_kind: str, address: str | None = None, limit: int = 3):
+    REGISTRY.reset()
+    config = load_config(tmp)
+    for key, server in (("ray-a", servers["a"]), ("ray-b", servers["b"])):
+        config = config.with_model(ModelSpec(key, "openai_compatible", key, "local", api_base=server.url,
+                                             json_fallback=False))
+    results = tmp / f"results-{executor_kind}"
+    sessions = Sessions(config, SessionOptions(adapter="chat", concurrency=1, cache=False))
+    settings = StudySettings(students=["ray-a", "ray-b"], references=[], teacher=None,
+                             tasks=[get_task("math", config), get_task("analysis", config)], data_mode="builtin",
+                             results_dir=results, limit=limit, reference_limit=limit, optimizer="mipro_v2",
+                             preset="quick", seeds=[0], train_size=None, dev_size=None, adapter="chat", force=False,
+                             stages=["baseline", "consolidate"], config=config,
+                             consolidate_opts=Options(results, results / "golden", n_boot=200))
+    graph = build_graph(settings, sessions, DataCache(config, "builtin"), run_context())
+    if executor_kind == "ray":
+        executor = RayExecutor(address, report_every_s=0)
+        settings.evaluator = executor.evaluator(config, sessions)
+    else:
+        executor = LocalExecutor(report_every_s=0)
+    out = executor.run(graph)
+    assert all(r.status in ("ran", "reused") for r in out.values()), {k: r.message for k, r in out.items()}
+    return results, executor
+
+
+def _rows(path: Path):
+    with path.open(newline="", encoding="utf-8") as fh:
+        return [{k: v for k, v in r.items() if k not in ("latency_ms", "timestamp")} for r in csv.DictReader(fh)]
+
+
+def test_units_run_on_the_node_of_their_endpoint_and_match_the_local_scheduler(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("DSPY_CACHEDIR", str(tmp_path / "cache"))
+    local, _ = _run(tmp_path, cluster, "local")
+    remote, executor = _run(tmp_path, cluster, "ray", cluster["address"])
+    assert executor.placements["ray-a/math/baseline"] == cluster["node_a"]
+    assert executor.placements["ray-b/analysis/baseline"] == cluster["node_b"]
+    names = sorted(p.name for p in local.glob("*.csv"))
+    assert len(names) == 4 and names == sorted(p.name for p in remote.glob("*.csv"))
+    for name in names:
+        assert _rows(local / name) == _rows(remote / name), name
+    for name in ("summary_scores.csv", "summary_counts.csv"):  # the same golden files
+        assert (local / "golden" / name).read_text() == (remote / "golden" / name).read_text(), name
+
+
+def _evaluate_workers() -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if b"NodeEvaluator" in (d / "cmdline").read_bytes():
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_a_worker_killed_mid_unit_is_retried_without_duplicates(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("DSPY_CACHEDIR", str(tmp_path / "cache"))
+    hold = cluster["hold"]
+    hold.hold_at = len(cluster["b"].requests) + 2  # the third request ray-b's units send from now on
+    killed: list[int] = []
+
+    def killer():
+        assert hold.holding.wait(120)
+        for _ in range(50):  # the worker is found by its Ray process title
+            pids = _evaluate_workers()
+            if pids:
+                break
+            time.sleep(0.1)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        time.sleep(1.0)
+        hold.release.set()
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    results, _ = _run(tmp_path, cluster, "ray", cluster["address"], limit=4)
+    t.join(10)
+    assert killed, "no Ray worker was found to kill"
+    for path in results.glob("*ray-b*.csv"):
+        ids = [r["example_id"] for r in _rows(path)]
+        assert len(ids) == 4 and len(set(ids)) == 4, (path.name, ids)
+        lines = [x for x in journal_path(path).read_text().splitlines() if '"example_id"' in x]
+        assert len(lines) == 4, (path.name, lines)  # each example journaled once, none twice
