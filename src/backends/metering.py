@@ -167,6 +167,7 @@ class MeteredLM(dspy.LM):
         self.spend: SpendCap | None = None  # the run's cap (set by the session); None: no guard
         self.prices: tuple[float, float] = (0.0, 0.0)  # USD per 1M input / output tokens (the model's registry)
         self.label = str(self.model)  # the model's key, for messages
+        self.router = router  # the endpoint budgets every attempt waits for (None: unbudgeted, e.g. in tests)
 
     def cost_usd(self, input_tokens: float, output_tokens: float) -> float:
         return (input_tokens * self.prices[0] + output_tokens * self.prices[1]) / 1_000_000
@@ -182,7 +183,6 @@ class MeteredLM(dspy.LM):
 
     def _guarded(self) -> bool:
         return self.spend is not None and (self.prices[0] > 0 or self.prices[1] > 0)
-        self.router = router  # the endpoint budgets every attempt waits for (None: unbudgeted, e.g. in tests)
 
     def update_history(self, entry: dict[str, Any]) -> None:
         usage = entry.get("usage") or {}
