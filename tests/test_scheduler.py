@@ -124,6 +124,8 @@ def test_scheduler_leaves_the_same_results_as_the_stages_one_after_another(tmp_p
                         cwd=tmp_path, env={"DSPY_CACHEDIR": str(tmp_path / f"cache-{executor}")}, timeout=900)
             assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
             assert "=== summary" in r.stdout
+            # the run ends by naming the report and, with no API-side model in the study, how to get one
+            assert f"report: {res / 'golden' / 'report.html'}" in r.stdout and "\nnext: " in r.stdout
             out[executor] = res
         again = run_cli(["src.experiment", "--config", str(study), "--results-dir", str(out["local"])], cwd=tmp_path,
                         env={"DSPY_CACHEDIR": str(tmp_path / "cache-local")}, timeout=900)

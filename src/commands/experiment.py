@@ -185,6 +185,20 @@ def print_summary(rows: list[dict[str, Any]], total_s: float) -> int:
     return 1 if any(r["exit"] != 0 for r in rows) or failed_units else 0
 
 
+def print_next_steps(exp: Experiment, config: Config, results_dir: Path, stages: list[str]) -> None:
+    """The run ends by naming what to read and what to do next: the report, and how to get an API-side comparison
+    when this study had none (the scoreboard then says "(no API model)" on every row)."""
+    golden = results_dir / "golden"
+    if "consolidate" in stages and (golden / "report.html").is_file():
+        print(f"\nreport: {golden / 'report.html'} (open it in a browser; {golden / 'SUMMARY.md'} is the same as text)")
+    api_side = [k for k in exp.references if config.model(k).kind == "api" or config.model(k).frontier_stand_in]
+    if api_side:
+        return
+    print("next: for an offline scoreboard against a stronger model, ./setup_models.sh --with-qwen installs the "
+          "1.5B stand-in (1.1 GB) and reruns reuse everything done; for the real study, start Ollama and set "
+          "OPENAI_API_KEY / ANTHROPIC_API_KEY, then ./run_experiment.sh --preset full (README: The full study)")
+
+
 def main() -> int:
     p = common.parser("Run the study end to end: baselines, optimization, optimized evaluation, consolidation.")
     p.add_argument("--preset", default="auto", help="auto | embedded | full | any experiments/<name>.yaml")
@@ -261,7 +275,9 @@ def main() -> int:
     sessions.preflight(models + ([exp.teacher] if exp.teacher else []), args.adapter or exp.adapter)
     t0 = time.time()
     rows = run_stages(steps, env)
-    return print_summary(rows, time.time() - t0)
+    code = print_summary(rows, time.time() - t0)
+    print_next_steps(exp, config, results_dir, stages)
+    return code
 
 
 def _run_scheduled(exp: Experiment, args: Any, config: Config, results_dir: Path, stages: list[str],
@@ -295,4 +311,6 @@ def _run_scheduled(exp: Experiment, args: Any, config: Config, results_dir: Path
     t0 = time.time()
     rows = study_run.run_local(graph, settings, sessions, max_units=args.max_units, report_every_s=args.progress_every,
                                executor=executor)
-    return print_summary(rows, time.time() - t0)
+    code = print_summary(rows, time.time() - t0)
+    print_next_steps(exp, config, results_dir, stages)
+    return code
