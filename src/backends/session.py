@@ -7,6 +7,10 @@ fails before any work, with the fix. A budget's generation cap (the quick preset
 models that can take it: a model the client refuses under the cap runs with its own max_tokens instead, said at
 preflight and recorded in every sidecar's `lm` facts, rather than the stage dying half-way or the model spending
 the whole cap on hidden reasoning.
+
+A task's generation bound (src.tasks.bounds: its longest gold answer with a margin) narrows the cap further for a
+backend that applies task bounds (the embedded models): `Sessions.for_task`. All sessions of one model share one
+Meter, so what a stage spent on a model is counted once whatever the caps it ran under.
 """
 
 from __future__ import annotations
@@ -74,13 +78,16 @@ class ModelSession:
     concurrency: int
     options: SessionOptions = field(default_factory=SessionOptions)
     cap_note: str = ""  # why a requested generation cap was not applied to this model
+    task_bound: int | None = None  # the task's generation bound this session applies (src.tasks.bounds)
 
     @classmethod
-    def open(cls, backend: Backend, options: SessionOptions, cap_note: str = "") -> ModelSession:
+    def open(cls, backend: Backend, options: SessionOptions, cap_note: str = "",
+             task_bound: int | None = None) -> ModelSession:
         conc = concurrency_for(backend, options.concurrency)
         lm = backend.make_lm(LMSettings(concurrency=conc, cache=options.cache, max_tokens=options.max_tokens))
         name = choose_adapter(backend.spec, options.adapter)
-        return cls(backend.spec, backend, lm, build_adapter(name, backend.spec), name, conc, options, cap_note)
+        return cls(backend.spec, backend, lm, build_adapter(name, backend.spec), name, conc, options, cap_note,
+                   task_bound)
 
     def lm_facts(self) -> dict[str, Any]:
         """The LM's settings as a sidecar records them (never the key)."""
@@ -93,6 +100,8 @@ class ModelSession:
                  "max_backoff_s": self.lm.retry.max_backoff_s}
         if self.cap_note:
             facts["max_tokens_cap_not_applied"] = self.cap_note
+        if self.task_bound is not None:
+            facts["task_generation_bound"] = self.task_bound
         return facts
 
 
@@ -104,6 +113,7 @@ class Sessions:
         self.options = options or SessionOptions()
         self._backends: dict[str, Backend] = {}
         self._sessions: dict[tuple[str, int | None, str | None], ModelSession] = {}
+        self._meters: dict[str, Any] = {}  # one Meter per model, shared by its sessions
 
     def backend(self, key: str) -> Backend:
         if key not in self._backends:
@@ -166,7 +176,28 @@ class Sessions:
             cap, note = self.applied_cap(key, max_tokens or self.options.max_tokens)
             opts = SessionOptions(adapter=adapter or self.options.adapter, concurrency=self.options.concurrency,
                                   cache=self.options.cache, max_tokens=cap)
-            self._sessions[cache_key] = ModelSession.open(self.backend(key), opts, note)
+            opened = ModelSession.open(self.backend(key), opts, note)
+            opened.lm.meter = self._meters.setdefault(key, opened.lm.meter)
+            self._sessions[cache_key] = opened
+        return self._sessions[cache_key]
+
+    def for_task(self, key: str, bound: int | None, *, max_tokens: int | None = None,
+                 adapter: str | None = None) -> ModelSession:
+        """The model's session for a unit whose task bounds generation at `bound` tokens (None: unbounded): the
+        narrower of the run's cap and the bound where the model's backend applies task bounds, else `session`."""
+        backend = self.backend(key)
+        if bound is None or not backend.task_bounds:
+            return self.session(key, max_tokens=max_tokens, adapter=adapter)
+        cap = self.applied_cap(key, max_tokens or self.options.max_tokens)[0] or backend.generation(LMSettings())[1]
+        if bound >= cap:
+            return self.session(key, max_tokens=max_tokens, adapter=adapter)
+        cache_key = (key, -bound, adapter)  # negative: a task bound, never confused with a run cap of that size
+        if cache_key not in self._sessions:
+            opts = SessionOptions(adapter=adapter or self.options.adapter, concurrency=self.options.concurrency,
+                                  cache=self.options.cache, max_tokens=bound)
+            opened = ModelSession.open(backend, opts, task_bound=bound)
+            opened.lm.meter = self._meters.setdefault(key, opened.lm.meter)
+            self._sessions[cache_key] = opened
         return self._sessions[cache_key]
 
 

@@ -19,6 +19,7 @@ from src.results.ledger import ledger_append
 from src.results.naming import prefix_for, result_csv
 from src.results.provenance import run_context
 from src.tasks import get_task
+from src.tasks.bounds import bound_for
 from src.tasks.sources import resolve_source
 from src.tasks.splits import TaskData, load_task_data
 
@@ -74,7 +75,6 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
     ctx = run_context()
     summaries: list[UnitSummary] = []
     for spec in specs:
-        session = sessions.session(spec.key, adapter=req.adapter)
         for task in tasks:
             csv = result_csv(req.results_dir, prefix_for(spec), req.arm, task.key, spec.key)
             t0 = time.time()
@@ -82,6 +82,7 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
             try:
                 td = data.get(task)
                 program, info = program_for(task, spec)
+                session = sessions.for_task(spec.key, bound_for(td.provenance, program), adapter=req.adapter)
                 unit = EvalUnit(req.arm, task, td, td.eval_subset(req.limit), program, csv, info)
                 summary = run_unit(unit, session, results_dir=req.results_dir, force=req.force, run_ctx=ctx)
             except UserError as exc:

@@ -50,6 +50,10 @@ def claim(stored: Mapping[str, Any] | None, wanted: Mapping[str, Any], files: Se
         stale = "exist but record no settings (made elsewhere or by hand)"
     else:
         stale = "were made with " + ", ".join(differences(stored, wanted))
+        if stored.get("max_tokens") != wanted.get("max_tokens") and "max_tokens" in wanted:
+            stale += (" (a generation cap differs: since per-task generation bounds, embedded models answer each "
+                      "task under a cap derived from its gold answers, so partial results of an older version "
+                      "cannot be completed under the new cap)")
     if on_stale == REFUSE:
         raise UserError(f"{what}: existing results {stale}; pass --force to replace them (the old files are archived "
                         f"under {results_dir / '.archive'}) or choose another --results-dir")
