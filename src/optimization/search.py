@@ -131,6 +131,7 @@ def run_opt_unit(arm: str, task: Task, data: TaskData, student: ModelSession, te
     shutil.copyfile(seed_program(seeds_at, best.seed), final)
     side.status, side.chosen_seed, side.dev_score = "ok", best.seed, best.dev_score
     side.predictors, side.n_demos_total, side.module = best.predictors, best.n_demos, best.module
+    side.extra["baseline_predictors"] = describe_program(task.program())  # what the report diffs against
     side.program_file, side.program_sha256, side.versions = str(final), file_sha256(final), side.run.versions
     side.write(sidecar_path(final))
     return OptUnitResult(model, task.key, arm, "ran", final, best.seed, best.dev_score, base.dev_score,
