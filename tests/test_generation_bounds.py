@@ -81,3 +81,20 @@ def test_no_gold_answer_exceeds_its_bound_in_the_models_tokenizer(embedded_confi
     for row in rows:
         assert row["longest_tokens"] * 1.2 <= row["bound"], (row, out.getvalue())
 
+
+
+def test_complete_results_made_under_a_larger_cap_are_reused_partial_ones_refused(tmp_path):
+    from src.errors import UserError
+    from src.results.checkpoint import claim, made_under_larger_cap
+
+    old = {"model": "m", "task": "t", "max_tokens": 512}
+    assert made_under_larger_cap(old, {**old, "max_tokens": 60})
+    assert not made_under_larger_cap(old, {**old, "max_tokens": 1024})  # a larger cap now could change answers
+    assert not made_under_larger_cap(old, {**old, "max_tokens": 60, "task": "u"})
+    assert not made_under_larger_cap(None, old)
+    csv = tmp_path / "r.csv"
+    csv.write_text("x")
+    with pytest.raises(UserError) as err:  # what a partial unit meets (run_unit reuses only complete ones)
+        claim(old, {**old, "max_tokens": 60}, [csv], results_dir=tmp_path, force=False, what=csv)
+    assert "max_tokens=512 (now 60)" in str(err.value) and "generation cap differs" in str(err.value)
+    assert "--force" in str(err.value) and "\n" not in str(err.value)
