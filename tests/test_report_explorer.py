@@ -152,3 +152,9 @@ def test_the_browser_filters_in_chromium_and_stays_fast(results, tmp_path):
     # speed with a few hundred examples (headless, shared CI cores: generous bounds, far above what it takes)
     assert out["filterMs"] < 200, out
     assert out["totalMs"] < 3000 and out["loadMs"] < 5000, out
+
+
+def test_a_scoreboard_without_an_api_model_says_how_to_get_one(results):
+    summary = (results / "golden" / "SUMMARY.md").read_text()
+    assert "| qa | (no API model) |" in summary
+    assert "./setup_models.sh --with-qwen" in summary and "--preset full" in summary

@@ -50,6 +50,11 @@ def sec_scoreboard(an: Analysis) -> Section:
                       _vs_cell(r.vs.get("baseline")), _vs_cell(r.vs.get("optimized"))])
     s.blocks.append(Table(["task", "API model", "API baseline", "API optimized", "best optimized local",
                            "local − API baseline", "local − API optimized"], table, text_cols=2))
+    if any(r.api_model is None for r in an.scoreboard):
+        s.blocks.append("**No API model to compare with** on some tasks. Offline, install the frontier stand-in "
+                        "(`./setup_models.sh --with-qwen`: Qwen2.5-Coder-1.5B, the embedded preset's reference) and "
+                        "run again; for the real study, set up Ollama and API keys and run "
+                        "`./run_experiment.sh --preset full`.")
     if an.inversions:
         lines = ["**Rank inversions** (optimized local > optimized API):"]
         for inv in an.inversions:
