@@ -4,7 +4,7 @@ model's own tokenizer (llama.cpp's /tokenize) and compared with the task's bound
 
 Prints one line per task: examples checked, the longest reply in tokens, the bound, and the headroom (bound / longest);
 the last line reads `bounds_ok=<True|False> min_headroom=<x>`. Usage:
-  IA_DATA_DIR=/work/shared/datasets python benchmarks/bench_bounds.py [--data mirror|builtin] [--per-split N]
+  IA_DATA_DIR=../shared/datasets python benchmarks/bench_bounds.py [--data mirror|builtin] [--per-split N]
 (--per-split N checks only each split's N longest and N densest replies: what tests/test_generation_bounds.py does.)
 """
 

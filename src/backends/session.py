@@ -176,10 +176,14 @@ class Sessions:
             cap, note = self.applied_cap(key, max_tokens or self.options.max_tokens)
             opts = SessionOptions(adapter=adapter or self.options.adapter, concurrency=self.options.concurrency,
                                   cache=self.options.cache, max_tokens=cap)
-            opened = ModelSession.open(self.backend(key), opts, note)
-            opened.lm.meter = self._meters.setdefault(key, opened.lm.meter)
-            self._sessions[cache_key] = opened
+            self._open(cache_key, opts, note)
         return self._sessions[cache_key]
+
+    def _open(self, cache_key: tuple[str, int | None, str | None], opts: SessionOptions, note: str = "",
+              task_bound: int | None = None) -> None:
+        opened = ModelSession.open(self.backend(cache_key[0]), opts, note, task_bound)
+        opened.lm.meter = self._meters.setdefault(cache_key[0], opened.lm.meter)
+        self._sessions[cache_key] = opened
 
     def for_task(self, key: str, bound: int | None, *, max_tokens: int | None = None,
                  adapter: str | None = None) -> ModelSession:
@@ -195,9 +199,7 @@ class Sessions:
         if cache_key not in self._sessions:
             opts = SessionOptions(adapter=adapter or self.options.adapter, concurrency=self.options.concurrency,
                                   cache=self.options.cache, max_tokens=bound)
-            opened = ModelSession.open(backend, opts, task_bound=bound)
-            opened.lm.meter = self._meters.setdefault(key, opened.lm.meter)
-            self._sessions[cache_key] = opened
+            self._open(cache_key, opts, task_bound=bound)
         return self._sessions[cache_key]
 
 

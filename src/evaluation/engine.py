@@ -156,6 +156,7 @@ def overrun_record(example: TaskExample, task: Task, spec: ModelSpec, lm: dspy.L
               f"bound is every attempt of every call at the request timeout, plus backoff (src.backends.retry)",
         latency_ms=round(deadline_s * 1000, 1), lm_calls=max(0, progress.calls.calls - retries), retries=retries,
         extras=json.dumps(score.extras, sort_keys=True), timestamp=now_iso(),
+        inputs=scrub(inputs_json(example.inputs)),
     )
 
 
