@@ -63,7 +63,7 @@ def example_rows(analysis: Analysis) -> list[dict[str, Any]]:
                 "m": u.model, "t": u.task, "a": u.arm, "id": rec.example_id, "st": status(rec),
                 "s": _num(rec.score), "x": extras, "in": _inputs(rec), "p": _cut(rec.prediction or ""),
                 "g": _cut(rec.ground_truth or ""), "e": _cut(rec.error or "", 400), "ms": _num(rec.latency_ms),
-                "ti": rec.input_tokens, "to": rec.output_tokens, "c": rec.lm_calls,
+                "ti": rec.input_tokens, "to": rec.output_tokens, "c": rec.lm_calls, "ch": rec.cache_hit,
             })
     return rows
 

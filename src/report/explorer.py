@@ -89,7 +89,8 @@ SCRIPT = """
     el.dataset.status = r.st;
     el.innerHTML = '<summary><span class="id">' + esc(r.id) + '</span><span>' + esc(r.m) + ' / ' + esc(r.t) + ' / '
       + esc(r.a) + '</span><span class="badge ' + r.st + '">' + label[r.st] + '</span><span>score ' + num(r.s, 3)
-      + '</span><span>' + num(r.ms / 1000, 1) + ' s</span><span>' + r.ti + ' in / ' + r.to + ' out tokens</span>'
+      + '</span><span>' + num(r.ms / 1000, 1) + ' s</span><span>' + r.ti + ' in / ' + r.to + ' out tokens'
+      + (r.ch ? ' (cached reply)' : '') + '</span>'
       + '</summary>';
     el.addEventListener('toggle', function fill() {
       if (!el.open || el.querySelector('.body')) return;

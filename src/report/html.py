@@ -63,7 +63,7 @@ nav a { color:var(--accent); text-decoration:none; white-space:nowrap; }
 table { border-collapse:collapse; font-size:12.5px; max-width:100%; }
 caption { text-align:left; color:var(--muted); padding:4px 0; caption-side:top; }
 th, td { border:1px solid var(--line); padding:3px 7px; vertical-align:top; overflow-wrap:anywhere; }
-th { white-space:normal; }
+th { overflow-wrap:normal; }
 th { background:var(--soft); text-align:left; font-weight:600; }
 tbody tr:nth-child(even) td { background:#fbfcfd; }
 td:first-child { min-width:12ch; }
