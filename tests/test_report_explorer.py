@@ -158,3 +158,22 @@ def test_a_scoreboard_without_an_api_model_says_how_to_get_one(results):
     summary = (results / "golden" / "SUMMARY.md").read_text()
     assert "| qa | (no API model) |" in summary
     assert "./setup_models.sh --with-qwen" in summary and "--preset full" in summary
+
+
+def test_score_charts_give_ten_models_the_full_width():
+    import base64
+    import io
+
+    from PIL import Image
+
+    from src.report.plots import make_figures
+
+    models = [f"model-{i}" for i in range(10)]
+    arms = [{"task": t, "model": m, "phase": p, "score": 0.5, "lo": 0.4, "hi": 0.6}
+            for t in ("qa", "rag") for m in models for p in ("baseline", "optimized")]
+    data = {"scores": {"tasks": ["qa", "rag"], "models": models, "arms": arms, "phases": ["baseline", "optimized"],
+                       "kinds": {m: "local" for m in models}}}
+    png = make_figures(data, ["scores"])["scores"]
+    with Image.open(io.BytesIO(base64.b64decode(png))) as im:
+        width, height = im.size
+    assert height > width / 2  # two tasks stacked one per row, not side by side
