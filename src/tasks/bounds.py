@@ -10,7 +10,8 @@ split of every task in the offline datasets fits; benchmarks/bench_bounds.py doe
 
 A task whose program reasons before it answers (chain of thought) is bounded only when its gold carries a
 rationale (GSM8K's worked solution, StrategyQA's facts), with the wider REASONING_MARGIN; a program that reasons on a
-task whose bound was derived without a rationale (the cot_zero_shot arm on XSum) runs under the model's own cap. Which models a bound is applied to is the backend's decision (src.backends.session), not the task's.
+task whose bound was derived without a rationale (the cot_zero_shot arm on XSum) runs under the model's own cap.
+Which models a bound is applied to is the backend's decision (src.backends.session), not the task's.
 """
 
 from __future__ import annotations
