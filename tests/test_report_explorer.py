@@ -139,6 +139,7 @@ def test_the_browser_filters_in_chromium_and_stays_fast(results, tmp_path):
     m = re.search(r'<pre id="probe-ex">(.*?)</pre>', proc.stdout, re.DOTALL)
     assert m, proc.stdout[-800:]
     out = json.loads(html.unescape(m.group(1)))
+    print(f"browser timings: filter {out['filterMs']} ms, probe {out['totalMs']:.0f} ms, load {out['loadMs']:.0f} ms")
     total = len(_doc_data(report)["examples"])
     assert out["ready"] == "1"
     assert out["all"] == f"{total} of {total} examples (first 50 shown)" and out["drawn"] == 50
