@@ -76,7 +76,11 @@ def test_report_is_self_contained(report):
     text = report.read_text(encoding="utf-8")
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text, re.IGNORECASE)
     assert not re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", text, re.IGNORECASE)
-    assert "<link" not in text and "<script" not in text and "@import" not in text
+    assert "<link" not in text and "@import" not in text
+    # scripts are inline only: the example browser's code and its data (an inert JSON block)
+    assert not re.search(r"<script[^>]*\bsrc\s*=", text, re.IGNORECASE)
+    assert re.findall(r"<script[^>]*>", text) == ['<script type="application/json" id="ia-explorer-data">',
+                                                  "<script>"]
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', text)) == 6  # + the routing figure
 
 

@@ -32,6 +32,9 @@ class Backend:
     default_concurrency = 4
     schema_decoding = False  # can enforce a JSON schema while decoding (needed by --adapter structured)
     default_endpoint = ""  # where requests go when the model names no api_base
+    # Are tasks' generation bounds (src.tasks.bounds) applied to this provider's models? Only where a truncated
+    # answer cannot bias a verdict; a real API or Ollama model keeps its own generous max_tokens.
+    task_bounds = False
 
     @property
     def credential_env(self) -> str | None:

@@ -7,6 +7,10 @@ fails before any work, with the fix. A budget's generation cap (the quick preset
 models that can take it: a model the client refuses under the cap runs with its own max_tokens instead, said at
 preflight and recorded in every sidecar's `lm` facts, rather than the stage dying half-way or the model spending
 the whole cap on hidden reasoning.
+
+A task's generation bound (src.tasks.bounds: its longest gold answer with a margin) narrows the cap further for a
+backend that applies task bounds (the embedded models): `Sessions.for_task`. All sessions of one model share one
+Meter, so what a stage spent on a model is counted once whatever the caps it ran under.
 """
 
 from __future__ import annotations
@@ -81,17 +85,19 @@ class ModelSession:
     concurrency: int
     options: SessionOptions = field(default_factory=SessionOptions)
     cap_note: str = ""  # why a requested generation cap was not applied to this model
+    task_bound: int | None = None  # the task's generation bound this session applies (src.tasks.bounds)
     _attempts: dict[int, MeteredLM] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, backend: Backend, options: SessionOptions, cap_note: str = "",
-             spend: SpendCap | None = None) -> ModelSession:
+             spend: SpendCap | None = None, task_bound: int | None = None) -> ModelSession:
         conc = concurrency_for(backend, options.concurrency)
         lm = backend.make_lm(LMSettings(concurrency=conc, cache=options.cache, max_tokens=options.max_tokens))
         lm.spend, lm.prices, lm.label = spend, (backend.spec.price_in or 0.0, backend.spec.price_out or 0.0), \
             backend.spec.key
         name = choose_adapter(backend.spec, options.adapter)
-        return cls(backend.spec, backend, lm, build_adapter(name, backend.spec), name, conc, options, cap_note)
+        return cls(backend.spec, backend, lm, build_adapter(name, backend.spec), name, conc, options, cap_note,
+                   task_bound)
 
     def attempt_lm(self, repeat: int) -> MeteredLM:
         """The LM for attempt `repeat` of an example (--repeats): attempt 0 is the session's LM; a later attempt
@@ -125,6 +131,8 @@ class ModelSession:
                  "max_backoff_s": self.lm.retry.max_backoff_s}
         if self.cap_note:
             facts["max_tokens_cap_not_applied"] = self.cap_note
+        if self.task_bound is not None:
+            facts["task_generation_bound"] = self.task_bound
         return facts
 
 
@@ -138,6 +146,7 @@ class Sessions:
         self._sessions: dict[tuple[str, int | None, str | None], ModelSession] = {}
         o = self.options
         self.spend = SpendCap(o.max_cost, o.spend_ledger) if o.max_cost is not None else None  # one cap per run
+        self._meters: dict[str, Any] = {}  # one Meter per model, shared by its sessions
 
     def backend(self, key: str) -> Backend:
         if key not in self._backends:
@@ -201,15 +210,41 @@ class Sessions:
             opts = SessionOptions(adapter=adapter or self.options.adapter, concurrency=self.options.concurrency,
                                   cache=self.options.cache, max_tokens=cap, max_cost=self.options.max_cost,
                                   spend_ledger=self.options.spend_ledger)
-            self._sessions[cache_key] = ModelSession.open(self.backend(key), opts, note, self.spend)
+            self._open(cache_key, opts, note)
         return self._sessions[cache_key]
 
-    def unit_session(self, key: str, *, max_tokens: int | None = None, adapter: str | None = None) -> ModelSession:
+    def _open(self, cache_key: tuple[str, int | None, str | None], opts: SessionOptions, note: str = "",
+              task_bound: int | None = None) -> None:
+        opened = ModelSession.open(self.backend(cache_key[0]), opts, note, self.spend, task_bound)
+        opened.lm.meter = self._meters.setdefault(cache_key[0], opened.lm.meter)
+        self._sessions[cache_key] = opened
+
+    def for_task(self, key: str, bound: int | None, *, max_tokens: int | None = None,
+                 adapter: str | None = None) -> ModelSession:
+        """The model's session for a unit whose task bounds generation at `bound` tokens (None: unbounded): the
+        narrower of the run's cap and the bound where the model's backend applies task bounds, else `session`."""
+        backend = self.backend(key)
+        if bound is None or not backend.task_bounds:
+            return self.session(key, max_tokens=max_tokens, adapter=adapter)
+        cap = self.applied_cap(key, max_tokens or self.options.max_tokens)[0] or backend.generation(LMSettings())[1]
+        if bound >= cap:
+            return self.session(key, max_tokens=max_tokens, adapter=adapter)
+        cache_key = (key, -bound, adapter)  # negative: a task bound, never confused with a run cap of that size
+        if cache_key not in self._sessions:
+            opts = SessionOptions(adapter=adapter or self.options.adapter, concurrency=self.options.concurrency,
+                                  cache=self.options.cache, max_tokens=bound, max_cost=self.options.max_cost,
+                                  spend_ledger=self.options.spend_ledger)
+            self._open(cache_key, opts, task_bound=bound)
+        return self._sessions[cache_key]
+
+    def unit_session(self, key: str, *, max_tokens: int | None = None, adapter: str | None = None,
+                     bound: int | None = None) -> ModelSession:
         """A session of its own for one unit that runs beside other units of the same model (the study scheduler):
-        the same backend and settings as session(), a fresh LM object so that its meter and the endpoints it used
-        count only this unit's requests. Endpoint budgets are per endpoint, shared with every other session."""
-        shared = self.session(key, max_tokens=max_tokens, adapter=adapter)
-        return ModelSession.open(shared.backend, shared.options, shared.cap_note, self.spend)
+        the same backend and settings as for_task() (session() when `bound` is None), a fresh LM object so that its
+        meter and the endpoints it used count only this unit's requests. Endpoint budgets are per endpoint, shared
+        with every other session."""
+        shared = self.for_task(key, bound, max_tokens=max_tokens, adapter=adapter)
+        return ModelSession.open(shared.backend, shared.options, shared.cap_note, self.spend, shared.task_bound)
 
 
 def meter_delta(before: dict[str, dict[str, int]], sessions: list[ModelSession]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from src.registry.protocol import STUDY_SEEDS
 from src.results.ledger import ledger_append
 from src.results.naming import program_path
 from src.tasks import get_task, resolve_task_keys
+from src.tasks.bounds import bound_for
 
 
 def _seeds(value: str) -> list[int]:
@@ -92,15 +93,18 @@ def main() -> int:
     tracker = common.tracker(args, results_dir)  # --mlflow: each unit a run, DSPy's autolog inside it
     results = []
     for m in models:
-        student = sessions.session(m, max_tokens=budget.max_tokens)
+        # A student that teaches itself proposes instructions under the budget's cap, never under a task's bound
+        own_teacher = sessions.session(m, max_tokens=budget.max_tokens)
         for task in tasks:
+            shape = task.program(get_arm(args.optimizer).chain_of_thought)
+            student = sessions.for_task(m, bound_for(data.get(task).provenance, shape), max_tokens=budget.max_tokens)
             print(f"[optimize] {m} / {task.key}: started", file=sys.stderr, flush=True)
             try:
                 with tracker.optimization_run(f"optimize {m} x {task.key} ({args.optimizer})", {
                         "model": m, "task": task.key, "optimizer": args.optimizer, "preset": budget.name,
                         "teacher": args.teacher or m, "seeds": ",".join(map(str, seeds)), "train_size": train_size,
                         "dev_size": dev_size}):
-                    r = run_opt_unit(args.optimizer, task, data.get(task), student, teacher_session or student,
+                    r = run_opt_unit(args.optimizer, task, data.get(task), student, teacher_session or own_teacher,
                                      budget, seeds, results_dir, train_size, dev_size, args.force)
                     tracker.log_result(r)
             except UserError as exc:

@@ -6,6 +6,7 @@ from typing import Any
 
 from src.consolidation.analysis import Analysis
 from src.consolidation.arms import Paired
+from src.consolidation.explorer import explorer_data
 from src.consolidation.findings import sec_economics, sec_scoreboard, sec_variance
 from src.consolidation.format import ci_txt, is_missing, mde_txt, num, pct, pts, pval
 from src.consolidation.inputs import MAIN_ARMS
@@ -57,7 +58,7 @@ def build_document(an: Analysis) -> ReportDoc:
                                                  sec_routing(an), sec_failures(an), sec_reasoning(an)]
     sections += an.studies.sections()
     sections.append(sec_files(an))
-    return ReportDoc(TITLE, header, smoke, an.warnings, an.notes, sections, plot_data(an))
+    return ReportDoc(TITLE, header, smoke, an.warnings, an.notes, sections, plot_data(an), explorer_data(an))
 
 
 # ---- cells ---------------------------------------------------------------------------------------------------------

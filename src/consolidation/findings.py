@@ -57,6 +57,11 @@ def sec_scoreboard(an: Analysis) -> Section:
     s.blocks.append(Table(["task", "API model", "API baseline", "API optimized", "best optimized local",
                            "chosen on", "local − API baseline", "local − API optimized"], table, text_cols=2,
                           left=(5,)))
+    if any(r.api_model is None for r in an.scoreboard):
+        s.blocks.append("**No API model to compare with** on some tasks. Offline, install the frontier stand-in "
+                        "(`./setup_models.sh --with-qwen`: Qwen2.5-Coder-1.5B, the embedded preset's reference) and "
+                        "run again; for the real study, set up Ollama and API keys and run "
+                        "`./run_experiment.sh --preset full`.")
     if an.inversions:
         lines = ["**Rank inversions** (optimized local > optimized API; all examples, each p uncorrected — "
                  "correction family: none):"]

@@ -20,7 +20,7 @@ from src.backends.adapters import estimate_tokens, thinking_traces
 from src.backends.failures import SEPARATOR, error_text
 from src.backends.retry import RetryCount, retry_policy_of
 from src.results.provenance import scrub
-from src.results.record import Record, now_iso
+from src.results.record import Record, inputs_json, now_iso
 from src.tasks.example import Score, outputs_of
 
 if TYPE_CHECKING:
@@ -132,6 +132,7 @@ def evaluate_example(program: dspy.Module, example: TaskExample, task: Task, spe
         thinking_tokens=sum(estimate_tokens(t) for t in traces), lm_calls=calls, retries=retries.retries,
         cost_usd=round(spec.cost_usd(tin, tout), 8), cache_hit=int(calls > 0 and reported < calls),
         extras=json.dumps(score.extras, sort_keys=True), timestamp=now_iso(), repeat=repeat,
+        inputs=scrub(inputs_json(example.inputs)),
     )
 
 
@@ -156,6 +157,7 @@ def overrun_record(example: TaskExample, task: Task, spec: ModelSpec, lm: dspy.L
               f"bound is every attempt of every call at the request timeout, plus backoff (src.backends.retry)",
         latency_ms=round(deadline_s * 1000, 1), lm_calls=max(0, progress.calls.calls - retries), retries=retries,
         extras=json.dumps(score.extras, sort_keys=True), timestamp=now_iso(), repeat=repeat,
+        inputs=scrub(inputs_json(example.inputs)),
     )
 
 

@@ -20,6 +20,7 @@ from src.results.ledger import ledger_append
 from src.results.naming import prefix_for, result_csv
 from src.results.provenance import run_context
 from src.tasks import get_task
+from src.tasks.bounds import bound_for
 from src.tasks.sources import resolve_source
 from src.tasks.splits import TaskData, load_task_data
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 # (task, model spec) -> (program, info for the sidecar), or None to skip that pair with a reason
 ProgramFor = Callable[["Task", "ModelSpec"], "tuple[dspy.Module, dict[str, Any]]"]
+# (task data, program) -> the model session a unit runs in (bounded by the task's generation bound where it applies)
+OpenSession = Callable[["TaskData", "dspy.Module"], "ModelSession"]
 
 
 @dataclass
@@ -117,10 +120,12 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
     ctx = run_context()
     summaries: list[UnitSummary] = []
     for spec in specs:
-        session = sessions.session(spec.key, adapter=req.adapter)
         for task in tasks:
-            summary = run_eval_unit(req.arm, spec, task, data, req.limit, program_for, session, req.results_dir,
-                                    req.force, ctx, repeats=req.repeats)
+            def open_session(td: TaskData, program: dspy.Module, spec: ModelSpec = spec) -> ModelSession:
+                return sessions.for_task(spec.key, bound_for(td.provenance, program), adapter=req.adapter)
+
+            summary = run_eval_unit(req.arm, spec, task, data, req.limit, program_for, open_session,
+                                    req.results_dir, req.force, ctx, repeats=req.repeats)
             summaries.append(summary)
             if on_unit is not None:
                 on_unit(summary, task, spec)
@@ -128,9 +133,10 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
 
 
 def run_eval_unit(arm: str, spec: ModelSpec, task: Task, data: DataCache, limit: int | None, program_for: ProgramFor,
-                  session: ModelSession, results_dir: Path, force: bool, ctx: dict[str, Any],
+                  open_session: OpenSession, results_dir: Path, force: bool, ctx: dict[str, Any],
                   evaluator: Evaluator | None = None, repeats: int = 1) -> UnitSummary:
     """One (model, task) evaluation unit, whichever runner or scheduler drives it: a failure is its summary.
+    `open_session` gives the model's session for this data and program (its generation bound: src.tasks.bounds);
     `repeats`: attempts per example (--repeats)."""
     csv = result_csv(results_dir, prefix_for(spec), arm, task.key, spec.key)
     t0 = time.time()
@@ -138,6 +144,7 @@ def run_eval_unit(arm: str, spec: ModelSpec, task: Task, data: DataCache, limit:
     try:
         td = data.get(task)
         program, info = program_for(task, spec)
+        session = open_session(td, program)
         unit = EvalUnit(arm, task, td, td.eval_subset(limit), program, csv, info, repeats=repeats)
         summary = run_unit(unit, session, results_dir=results_dir, force=force, run_ctx=ctx, evaluator=evaluator)
     except UserError as exc:

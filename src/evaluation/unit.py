@@ -19,7 +19,7 @@ from src.backends.endpoints import served_delta
 from src.backends.failures import cause_of
 from src.errors import UserError
 from src.evaluation.engine import EngineSettings, evaluate
-from src.results.checkpoint import REFUSE, claim
+from src.results.checkpoint import REFUSE, claim, made_under_larger_cap
 from src.results.files import archive, csv_damage, write_csv
 from src.results.journal import Journal
 from src.results.naming import journal_path, meta_path, unit_files
@@ -143,6 +143,12 @@ def run_unit(unit: EvalUnit, session: ModelSession, *, results_dir: Path, force:
         # without one they are of unknown origin, never adopted silently.
         stored = meta.unit if meta is not None and meta.unit else None
         evidence = [csv_path, journal.path]
+    wanted_ids = {ex.id for ex in unit.examples}
+    if not force and made_under_larger_cap(stored, header) and all(
+            i in journal.records and not journal.records[i].error for i in wanted_ids):
+        header = dict(stored)  # complete under a larger cap: reused as made (src.results.checkpoint)
+        experiment_id = f"{unit.arm}-{session.spec.key}-{unit.task.key}-" \
+                        f"{hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()[:8]}"
     # A journal whose header line was torn by a kill (and holds no record) is nothing worth keeping: only the CSV is
     # evidence.
     if not claim(stored, header, unit_files(csv_path), results_dir=results_dir, force=force,

@@ -173,6 +173,7 @@ def finish_opt_unit(plan: OptPlan, student: ModelSession, teacher: ModelSession,
     shutil.copyfile(seed_program(plan.seeds_at, best.seed), final)
     side.status, side.chosen_seed, side.dev_score = "ok", best.seed, best.dev_score
     side.predictors, side.n_demos_total, side.module = best.predictors, best.n_demos, best.module
+    side.extra["baseline_predictors"] = describe_program(task.program())  # what the report diffs against
     side.program_file, side.program_sha256, side.versions = str(final), file_sha256(final), side.run.versions
     side.write(sidecar_path(final))
     return OptUnitResult(model, task.key, arm, "ran", final, best.seed, best.dev_score, plan.baseline_dev_score,

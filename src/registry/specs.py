@@ -76,6 +76,10 @@ class ModelSpec:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
 
+FILE_HUB_ID = "file"  # SplitRef.hub_id of a split read from a user's own file (its path is SplitRef.folder)
+DATA_FILE_SUFFIXES = (".csv", ".jsonl", ".parquet")
+
+
 @dataclass(frozen=True)
 class SplitRef:
     """Where one split of a task's data comes from, in Hugging Face terms."""

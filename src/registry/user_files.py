@@ -10,7 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from src.errors import ConfigError
-from src.registry.specs import ADAPTERS, EVAL_ORDERS, KINDS, PROVIDERS, ModelSpec, SplitRef, TaskSpec, key_problem
+from src.registry.specs import (
+    ADAPTERS,
+    DATA_FILE_SUFFIXES,
+    EVAL_ORDERS,
+    FILE_HUB_ID,
+    KINDS,
+    PROVIDERS,
+    ModelSpec,
+    SplitRef,
+    TaskSpec,
+    key_problem,
+)
 
 _GENERIC_METRICS = ("exact_match", "numeric", "yes_no", "token_f1", "rouge_l", "label")
 
@@ -168,8 +179,11 @@ def _custom_task(path: Path, where: str, key: str, entry: dict) -> TaskSpec:
     if missing:
         raise ConfigError(f"{path}: {where}: missing required field(s) {', '.join(missing)}")
     ds = entry["dataset"]
-    if not isinstance(ds, dict) or not isinstance(ds.get("hub_id"), str) or not isinstance(ds.get("eval_split"), str):
-        raise ConfigError(f"{path}: {where}: 'dataset' needs at least 'hub_id' and 'eval_split'")
+    files = _data_files(path, where, ds) if isinstance(ds, dict) and not ds.get("hub_id") else None
+    if files is None and (not isinstance(ds, dict) or not isinstance(ds.get("hub_id"), str)
+                          or not isinstance(ds.get("eval_split"), str)):
+        raise ConfigError(f"{path}: {where}: 'dataset' needs 'path' (one CSV/JSONL/Parquet file), 'train' and "
+                          f"'eval' (two files), or 'hub_id' and 'eval_split' (a dataset in the HF layout)")
     if entry["metric"] not in _GENERIC_METRICS:
         raise ConfigError(f"{path}: {where}: metric '{entry['metric']}' is not one of {', '.join(_GENERIC_METRICS)}")
     inputs = entry["inputs"]
@@ -182,8 +196,8 @@ def _custom_task(path: Path, where: str, key: str, entry: dict) -> TaskSpec:
     labels = entry.get("labels")
     if entry["metric"] == "label" and not (isinstance(labels, list) and labels):
         raise ConfigError(f"{path}: {where}: metric 'label' needs a non-empty 'labels' list")
-    folder = ds.get("folder") or ds["hub_id"].replace("/", "__")
-    if not isinstance(folder, str) or key_problem(folder, max_length=255):
+    folder = ds.get("folder") or (ds["hub_id"].replace("/", "__") if files is None else "")
+    if files is None and (not isinstance(folder, str) or key_problem(folder, max_length=255)):
         raise ConfigError(f"{path}: {where}: dataset folder {folder!r} must be one folder name inside the data "
                           f"mirror (letters, digits, '.', '_', '-')")
     for name in ("eval_fraction", "derived_train_fraction", "split_seed"):
@@ -192,19 +206,27 @@ def _custom_task(path: Path, where: str, key: str, entry: dict) -> TaskSpec:
             if problem:
                 raise ConfigError(f"{path}: {where}: field '{name}' has invalid value {entry[name]!r} (expected "
                                   f"{problem})")
-    train_split = ds.get("train_split") or ds["eval_split"]
+    if files is None:
+        train_split = ds.get("train_split") or ds["eval_split"]
+        train_ref = SplitRef(ds["hub_id"], folder, train_split, ds.get("config"))
+        eval_ref = SplitRef(ds["hub_id"], folder, ds["eval_split"], ds.get("config"))
+    else:  # the file's path as written rides in `folder`; src.tasks.files reads it
+        train_name, eval_name = ("data", "data") if "data" in files else ("train", "eval")
+        train_ref = SplitRef(FILE_HUB_ID, files[train_name], train_name)
+        eval_ref = SplitRef(FILE_HUB_ID, files[eval_name], eval_name)
     options = {
         "inputs": inputs, "output": entry["output"], "gold": entry["gold"], "metric": entry["metric"],
         "instructions": entry.get("instructions", ""), "labels": labels, "cot": bool(entry.get("cot", False)),
         "id_field": entry.get("id_field"),
         # a column naming each record's source (e.g. a passage id): derived splits keep each source on one side
         "group_field": entry.get("group_field"),
+        # user data files: paths as written, relative to the folder of the tasks.json that names them
+        "data_files": files, "data_root": str(path.parent.resolve()) if files else None,
     }
     try:
         return TaskSpec(
             key=key, module="src.tasks.domains.custom", title=entry.get("title", key), metric=entry["metric"],
-            train=SplitRef(ds["hub_id"], folder, train_split, ds.get("config")),
-            eval=SplitRef(ds["hub_id"], folder, ds["eval_split"], ds.get("config")),
+            train=train_ref, eval=eval_ref,
             eval_fraction=float(entry.get("eval_fraction", 0.2)),
             derived_train_fraction=float(entry.get("derived_train_fraction", 0.5)),
             split_seed=int(entry.get("split_seed", 2025)), eval_order=entry.get("eval_order", "seeded"),
@@ -212,3 +234,35 @@ def _custom_task(path: Path, where: str, key: str, entry: dict) -> TaskSpec:
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {where}: {exc}") from None
+
+
+def _data_files(path: Path, where: str, ds: dict[str, Any]) -> dict[str, str]:
+    """A file dataset's paths by split name ("data", or "train" and "eval"), each checked to exist and to be CSV,
+    JSONL or Parquet; paths are relative to the tasks.json's folder."""
+    if "path" in ds:
+        extra = sorted(set(ds) - {"path"})
+        named = {"data": ds["path"]}
+    elif "train" in ds or "eval" in ds:
+        extra = sorted(set(ds) - {"train", "eval"})
+        if not ("train" in ds and "eval" in ds):
+            raise ConfigError(f"{path}: {where}: 'dataset' with files needs both 'train' and 'eval' (or one 'path' "
+                              f"to be split)")
+        named = {"train": ds["train"], "eval": ds["eval"]}
+    else:
+        raise ConfigError(f"{path}: {where}: 'dataset' needs 'path' (one CSV/JSONL/Parquet file), 'train' and "
+                          f"'eval' (two files), or 'hub_id' and 'eval_split' (a dataset in the HF layout)")
+    if extra:
+        raise ConfigError(f"{path}: {where}: 'dataset' with files takes no field(s) {', '.join(extra)}")
+    for split, value in named.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{path}: {where}: dataset '{'path' if split == 'data' else split}' must be a file path")
+        file = path.parent / value
+        if file.suffix.lower() not in DATA_FILE_SUFFIXES:
+            raise ConfigError(f"{path}: {where}: data file {value} must end in {', '.join(DATA_FILE_SUFFIXES)}")
+        if not file.is_file():
+            raise ConfigError(f"{path}: {where}: data file {value} does not exist (paths are relative to "
+                              f"{path.parent})")
+    if len(named) == 2 and (path.parent / named["train"]).resolve() == (path.parent / named["eval"]).resolve():
+        raise ConfigError(f"{path}: {where}: 'train' and 'eval' name the same file; give it once as 'path' to have "
+                          f"it split")
+    return named

@@ -59,6 +59,8 @@ class ReportDoc:
     notes: list[str]  # other loud notes (partial units, missing sidecars, unknown task modules)
     sections: list[Section]
     plot_data: dict[str, Any] = field(default_factory=dict)
+    # The explorable part of report.html (src.consolidation.explorer): examples, programs, delta grid, cost/quality
+    explorer: dict[str, Any] = field(default_factory=dict)
 
 
 SMOKE_BANNER = "built-in smoke samples: these numbers prove the pipeline, not model quality"

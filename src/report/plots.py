@@ -61,8 +61,9 @@ def _plot_scores(data: dict[str, Any]) -> Any:
 
     tasks, models, arms = data["tasks"], data["models"], data["arms"]  # arms: list of dicts
     phases = data["phases"]
-    rows, cols = _grid(len(tasks), 2)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.4 * rows), squeeze=False)
+    # Many models: one task per row, full width, so ten models' bars and labels stay readable
+    rows, cols = _grid(len(tasks), 2 if len(models) <= 5 else 1)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols if cols > 1 else 12.4, 3.4 * rows), squeeze=False)
     width = 0.8 / max(1, len(phases))
     colors = {p: _PHASE_COLORS.get(p, _EXTRA_COLORS[i % len(_EXTRA_COLORS)]) for i, p in enumerate(phases)}
     for ax, task in zip(axes.flat, tasks):

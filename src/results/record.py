@@ -37,6 +37,8 @@ class Record:
     retries: int = 0  # requests re-sent after transient backend failures (src.backends.retry); last, so older
     #                   CSVs without the column still read and positional rows keep their meaning
     repeat: int = 0  # which attempt at the example (--repeats k: 0..k-1); 0 in every file made with k = 1 or before
+    inputs: str = ""  # JSON: the example's input fields as the model saw them (each cut at INPUT_CHARS), for the
+    #                   report's example browser; appended after `retries` and `repeat` for the same reason
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Record:
@@ -67,6 +69,15 @@ class Record:
 
 
 CSV_COLUMNS = [f.name for f in fields(Record)]
+INPUT_CHARS = 4000  # per input field in a record: enough to read an example, bounded for 10,000-example studies
+
+
+def inputs_json(inputs: dict[str, Any]) -> str:
+    """An example's inputs as a record keeps them: JSON, each field's text cut at INPUT_CHARS."""
+    def cut(value: Any) -> Any:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        return text if len(text) <= INPUT_CHARS else text[:INPUT_CHARS] + f" [... {len(text) - INPUT_CHARS} more]"
+    return json.dumps({k: cut(v) for k, v in inputs.items()}, ensure_ascii=False)
 
 
 def record_key(example_id: str, repeat: int = 0) -> str:

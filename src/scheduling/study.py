@@ -27,6 +27,7 @@ from src.results.naming import arm_for_optimizer, program_path, seed_program, si
 from src.results.provenance import run_context
 from src.results.schema import ProgramMeta
 from src.scheduling.graph import Unit, UnitGraph, UnitResult
+from src.tasks.bounds import bound_for
 
 if TYPE_CHECKING:
     from src.backends.session import Sessions
@@ -119,8 +120,10 @@ def _eval_unit(stage: str, arm: str, model: str, task: Task, limit: int | None, 
         if arm != "baseline" and adapter is None:  # the optimization's adapter, as the optimized-eval stage does
             side = ProgramMeta.read_optional(sidecar_path(program_path(s.results_dir, model, task.key, s.optimizer)))
             adapter = side.adapter if side is not None else None
-        session = sessions.unit_session(model, adapter=adapter)
-        r = run_eval_unit(arm, spec, task, data, limit, program_for, session, s.results_dir, s.force, ctx,
+        def open_session(td: Any, program: Any) -> Any:  # the stage runner's session: the task's bound applies
+            return sessions.unit_session(model, adapter=adapter, bound=bound_for(td.provenance, program))
+
+        r = run_eval_unit(arm, spec, task, data, limit, program_for, open_session, s.results_dir, s.force, ctx,
                           s.evaluator, repeats=s.repeats)
         return UnitResult(r.status, r.message, str(r.extra.get("cause") or r.message), r.wall_s)
 
@@ -143,8 +146,12 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
     base = f"{model}/{task.key}"
 
     def sessions_for() -> tuple[Any, Any]:
-        student = sessions.unit_session(model, max_tokens=budget.max_tokens)
-        return student, (sessions.unit_session(teacher) if s.teacher else student)
+        # as the optimize runner: the student under the task's bound; a student that teaches itself proposes
+        # instructions under the budget's cap, never under the task's bound
+        bound = bound_for(data.get(task).provenance, task.program(arm.chain_of_thought))
+        student = sessions.unit_session(model, max_tokens=budget.max_tokens, bound=bound)
+        return student, (sessions.unit_session(teacher) if s.teacher
+                         else sessions.unit_session(model, max_tokens=budget.max_tokens))
 
     def prepare() -> UnitResult:
         student, teacher_s = sessions_for()

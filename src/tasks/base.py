@@ -29,6 +29,8 @@ class Task:
     binary: bool = True  # primary score is 0/1 (Wilson intervals, McNemar) rather than continuous
     group_by: str | None = None  # what examples' `group` keys name (e.g. "passage"); None: every row is its own
     correct_threshold: float = 1.0  # continuous metrics: score at or above this counts as correct
+    # Generation bound = the longest train gold answer x this margin (src.tasks.bounds); None: no bound
+    answer_margin: float | None = 2.0
 
     def __init__(self, spec: TaskSpec, config: Config):
         self.spec = spec
@@ -49,6 +51,13 @@ class Task:
 
     def dedup_key(self, example: TaskExample) -> str:
         return normalize_input(" \n ".join(str(example.inputs[k]) for k in sorted(example.inputs)))
+
+    stratified_by: str = ""  # what strata() names, for provenance notes
+
+    def strata(self, examples: list[TaskExample]) -> list[str] | None:
+        """Each example's class for a stratified derived split, or None (built-in tasks: plain seeded splits, as
+        their published results were made)."""
+        return None
 
     def split_source(self, source: Source, ref: Any) -> Source:
         """The source one split is read from; a domain may substitute another (HumanEval's package copy)."""

@@ -35,6 +35,10 @@ class Source:
     def describe(self) -> str:
         return self.name
 
+    def file_hashes(self) -> dict[str, str]:
+        """sha256 of each data file this source reads, by path as the user wrote it ({} for datasets)."""
+        return {}
+
 
 class FolderSource(Source):
     """A folder in the HF layout: <root>/<dataset folder>/<split>.jsonl, features in README.md's YAML header.

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from src.errors import UserError
+from src.tasks.bounds import derive_bound
 from src.tasks.example import TaskExample, fingerprint
 
 if TYPE_CHECKING:
@@ -86,14 +87,28 @@ def _take_groups(groups: list[int], order: list[int], count: int) -> list[int]:
     return taken
 
 
-def _partition(examples: list[TaskExample], fraction: float, seed: int) -> set[int]:
+def _partition(examples: list[TaskExample], fraction: float, seed: int,
+               strata: list[str] | None = None) -> set[int]:
     """Indices of a seeded `fraction` of the examples, taken in whole source groups: deterministic across machines
-    and Python versions, and no group is split between the part and the rest."""
+    and Python versions, and no group is split between the part and the rest. With `strata` (each example's class),
+    the fraction is taken from each class apart (a group counts in its first example's class), so a rare label is
+    in both parts in proportion rather than by luck."""
     n = len(examples)
     if not n:
         return set()
     groups = source_groups(examples)
-    return set(_take_groups(groups, _grouped_order(groups, seed), max(1, round(n * fraction))))
+    order = _grouped_order(groups, seed)
+    if strata:
+        klass: dict[int, str] = {}
+        for i, g in enumerate(groups):
+            klass.setdefault(g, strata[i])
+        taken: set[int] = set()
+        for name in sorted(set(klass.values())):
+            members = [i for i in order if klass[groups[i]] == name]
+            taken.update(_take_groups(groups, members, round(len(members) * fraction)))
+        if taken:
+            return taken
+    return set(_take_groups(groups, order, max(1, round(n * fraction))))
 
 
 def sharing(a: list[TaskExample], b: list[TaskExample]) -> int:
@@ -115,14 +130,17 @@ def load_task_data(task: Task, source: Source) -> TaskData:
     eval_records = eval_src.records(spec.eval)
     eval_examples = [task.example_from_record(r, i, spec.eval.split) for i, r in enumerate(eval_records)]
 
+    strata = task.strata(eval_examples)
+    if strata:
+        notes.append(f"derived splits are stratified by {task.stratified_by}")
     if spec.train == spec.eval:
-        held_out = _partition(eval_examples, spec.eval_fraction, spec.split_seed)
+        held_out = _partition(eval_examples, spec.eval_fraction, spec.split_seed, strata)
         train = [ex for i, ex in enumerate(eval_examples) if i not in held_out]
         evals = [ex for i, ex in enumerate(eval_examples) if i in held_out]
         notes.append(f"single split '{spec.eval.split}': {len(evals)} eval / {len(train)} train by seeded "
                      f"{spec.eval_fraction:.0%} hold-out (seed {spec.split_seed})")
     elif not train_src.has_split(spec.train):
-        moved = _partition(eval_examples, spec.derived_train_fraction, spec.split_seed)
+        moved = _partition(eval_examples, spec.derived_train_fraction, spec.split_seed, strata)
         train = [ex for i, ex in enumerate(eval_examples) if i in moved]
         evals = [ex for i, ex in enumerate(eval_examples) if i not in moved]
         notes.append(f"{train_src.describe()} has no '{spec.train.split}' split of {spec.train.folder}: derived "
@@ -162,8 +180,12 @@ def load_task_data(task: Task, source: Source) -> TaskData:
         "eval_fingerprint": fingerprint(evals),
         "train_fingerprint": fingerprint(train),
         "grouping": grouping_record(task, train, evals),
+        "generation_bound": derive_bound(task, train),
         "notes": notes,
     }
+    files = {**train_src.file_hashes(), **eval_src.file_hashes()}
+    if files:  # the user's own data files, by path as written: a changed file is a new dataset
+        provenance["files_sha256"] = files
     return TaskData(train=train, eval=evals, provenance=provenance)
 
 

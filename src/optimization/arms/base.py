@@ -34,6 +34,7 @@ class Arm:
 
     name = "?"
     seeded = True  # False: nothing is searched, one run is the whole arm
+    chain_of_thought: bool | None = None  # the programs it compiles reason first (None: as the task's own does)
 
     def compile(self, task: Task, trainset: list[dspy.Example], student: ModelSession, teacher: ModelSession,
                 preset: Preset, seed: int) -> dspy.Module:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 class CoTZeroShotArm(Arm):
     name = "cot_zero_shot"
     seeded = False  # nothing is searched: one "seed" is the whole arm
+    chain_of_thought = True
 
     def compile(self, task: Task, trainset: list[dspy.Example], student: ModelSession, teacher: ModelSession,
                 preset: Preset, seed: int) -> dspy.Module:

@@ -1,14 +1,18 @@
-"""Custom tasks: a generic task declared in tasks.json (its fields, gold column and one of six shared metrics)."""
+"""Custom tasks: a generic task declared in tasks.json (its fields, gold column and one of six shared metrics), over
+a dataset in the HF layout or the user's own CSV/JSONL/Parquet files (src.tasks.files)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import dspy
 
 from src.errors import UserError
+from src.registry.specs import FILE_HUB_ID
 from src.tasks.base import Task
 from src.tasks.example import Score, TaskExample, as_text
+from src.tasks.files import FileSource
 from src.tasks.metrics import (
     exact_match,
     match_label,
@@ -76,10 +80,26 @@ class CustomTask(Task):
         fields: dict[str, Any] = {name: (str, dspy.InputField()) for name in self.inputs}
         fields[self.output] = (out_type, dspy.OutputField(desc=_OUTPUT_DESC[self.metric_name]))
         self.signature = dspy.make_signature(fields, instructions, signature_name="CustomTask")
+        files: dict[str, str] | None = opts.get("data_files")
+        self.file_source: FileSource | None = None
+        if files:
+            root = Path(opts["data_root"])
+            self.file_source = FileSource({split: root / p for split, p in files.items()}, dict(files))
+            self.stratified_by = f"gold label ({self.gold_path})"
+
+    def split_source(self, source: Source, ref: Any) -> Source:
+        """A task over the user's own files reads them whatever --data says (the mirror and hub hold no copy)."""
+        return self.file_source if self.file_source is not None and ref.hub_id == FILE_HUB_ID else source
 
     def prepare(self, source: Source) -> None:
         column = self.gold_path.split(".")[0]
-        self.gold_names = source.class_names(self.spec.eval, column)
+        self.gold_names = self.split_source(source, self.spec.eval).class_names(self.spec.eval, column)
+
+    def strata(self, examples: list[TaskExample]) -> list[str] | None:
+        """A file dataset with labels (label, yes/no metrics) is split stratified by its gold label."""
+        if self.file_source is None or self.metric_name not in ("label", "yes_no"):
+            return None
+        return [as_text(ex.gold if self.metric_name == "yes_no" else ex.gold[0] if ex.gold else "") for ex in examples]
 
     def _golds(self, record: dict[str, Any]) -> list[Any]:
         try:
