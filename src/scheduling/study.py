@@ -150,8 +150,11 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
         # instructions under the budget's cap, never under the task's bound
         bound = bound_for(data.get(task).provenance, task.program(arm.chain_of_thought))
         student = sessions.unit_session(model, max_tokens=budget.max_tokens, bound=bound)
-        return student, (sessions.unit_session(teacher) if s.teacher
-                         else sessions.unit_session(model, max_tokens=budget.max_tokens))
+        if s.teacher:
+            return student, sessions.unit_session(teacher)
+        own_teacher = sessions.unit_session(model, max_tokens=budget.max_tokens)
+        own_teacher.lm.meter = student.lm.meter  # one model, one count (as Sessions shares a model's meter)
+        return student, own_teacher
 
     def prepare() -> UnitResult:
         student, teacher_s = sessions_for()
