@@ -165,3 +165,37 @@ def test_a_study_over_its_max_cost_is_refused_before_any_stage(tmp_path):
     assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
     assert "error: --max-cost $1e-05: the projected spend is $" in r.stderr
     assert "=== stage" not in r.stdout
+
+
+def test_a_tipping_point_study_over_the_cap_is_refused_before_any_call(tmp_path):
+    with ScriptedOpenAI(_yes) as server:
+        _models_json(tmp_path, server.url)
+        r = run_cli(["src.tipping_point.runner", "--models", "priced", "--tasks", "analysis", "--data", "builtin",
+                     "--limit", "4", "--n", "0,2", "--seeds", "10", "--results-dir", str(tmp_path / "results"),
+                     "--no-cache", "--max-cost", "0.00001"], cwd=tmp_path, env={"PRICED_KEY": KEY})
+        assert server.requests == []
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "error: --max-cost $1e-05: the projected spend is $" in r.stderr and "Traceback" not in r.stderr
+    assert "projected spend priced x optimizing analysis (student)" in r.stdout
+
+
+def test_an_optimization_sidecar_records_the_cap_and_the_run_spend(tmp_path):
+    from loopback import chat_reply
+
+    def answer(req: dict, i: int):
+        reply = chat_reply(req, "yes")
+        reply.prompt_tokens, reply.completion_tokens = USAGE["prompt_tokens"], USAGE["completion_tokens"]
+        return reply
+
+    with ScriptedOpenAI(answer) as server:
+        _models_json(tmp_path, server.url)
+        results = tmp_path / "results"
+        r = run_cli(["src.run_optimization", "--models", "priced", "--tasks", "analysis", "--data", "builtin",
+                     "--preset", "quick", "--seeds", "10", "--adapter", "chat", "--results-dir", str(results),
+                     "--no-cache", "--max-cost", "5"], cwd=tmp_path, env={"PRICED_KEY": KEY}, timeout=600)
+        calls = len(server.requests)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    meta = json.loads((results / "optimized_programs" / "priced_analysis_mipro_v2.meta.json").read_text())
+    assert meta["spend"]["max_cost_usd"] == 5 and meta["spend"]["stopped_at_cap"] is False
+    # every request the server answered was metered against the cap at the registry's prices
+    assert meta["spend"]["run_spent_usd"] == pytest.approx(calls * CALL_USD, rel=1e-6)

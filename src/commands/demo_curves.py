@@ -51,13 +51,19 @@ each with a paired 95% CI on the same eval examples as the baseline.
     for pair in pairs:
         print(f"  {pair.model} x {pair.task.key}: baseline + n = 0..{pair.k(args.max_demos)} demos "
               f"({pair.program.name})")
+    data = DataCache(config, args.data)
+    lines: list[budget.Line] = []
+    for pair in pairs:  # --max-cost: refuse before any call when the projected spend is over the cap
+        examples = data.get(pair.task).eval_subset(args.limit or None)
+        lines += budget.demo_curve_lines(results_dir, sessions.spec(pair.model), pair.task, examples,
+                                         pair.k(args.max_demos) + 2)
+    budget.check(args.max_cost, lines, dry_run=args.dry_run)
     if args.dry_run:
         total = sum((pair.k(args.max_demos) + 2) * (args.limit or 0) for pair in pairs)
         print(f"projected LM calls: {total} (one per example and condition; cached baseline calls cost none)")
         return 0
 
     sessions.preflight(sorted({pair.model for pair in pairs}), args.adapter)
-    data = DataCache(config, args.data)
     ctx = run_context()
     curve_rows, decomposition, failed = [], [], 0
     for pair in pairs:

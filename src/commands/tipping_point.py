@@ -62,11 +62,23 @@ Every (model, task, n, seed) is a checkpoint file; a killed run resumes from the
     cells = len(models) * len(tasks) * (int(0 in ns) + len([n for n in ns if n > 0]) * len(seeds))
     print(f"tipping point: {len(models)} model(s) x {len(tasks)} task(s), n = {ns}, seeds {seeds}: {cells} cells, "
           f"{candidates} candidate programs each, eval limit {args.limit or 'all'}")
+    data = DataCache(config, args.data)
+    optimized_cells = len([n for n in ns if n > 0]) * len(seeds)
+    lines: list[spend.Line] = []
+    for m in models:  # --max-cost: refuse before any call when the projected spend is over the cap
+        for task in tasks:
+            try:
+                td = data.get(task)
+                train, dev = optimization_sets(task, td, budget.train_size, budget.dev_size)
+            except UserError:
+                continue  # the run reports it per (model, task)
+            lines += spend.tipping_lines(results_dir, sessions.spec(m), sessions.spec(args.teacher or m), task, train,
+                                         len(dev), td.eval_subset(args.limit or None), optimized_cells, budget)
+    spend.check(args.max_cost, lines, dry_run=args.dry_run)
     if args.dry_run:
         return 0
     sessions.preflight(models + ([args.teacher] if args.teacher else []), max_tokens=budget.max_tokens,
                        capped=models)
-    data = DataCache(config, args.data)
     ctx = run_context()
     teacher = sessions.session(args.teacher) if args.teacher else None
     failed = 0

@@ -161,7 +161,8 @@ def finish_opt_unit(plan: OptPlan, student: ModelSession, teacher: ModelSession,
         adapter=student.adapter_name, lm={"student": student.lm_facts(), "teacher": teacher.lm_facts()},
         seeds=seed_results, baseline_dev_score=plan.baseline_dev_score,
         optimization_cost=cost, header=plan.header, data=DataInfo.from_dict(data.provenance),
-        run=RunInfo.from_dict(run_context()))
+        run=RunInfo.from_dict(run_context()),
+        spend=student.spend.facts() if student.spend is not None else {})
     if not ok:
         side.status = "failed"
         side.reason = "; ".join(f"seed {s.seed}: {s.error}" for s in seed_results)

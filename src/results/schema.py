@@ -325,6 +325,9 @@ class ProgramMeta(Sidecar):
     program_file: str | None = None
     program_sha256: str | None = None
     versions: dict[str, Any] = field(default_factory=dict)
+    # --max-cost: {max_cost_usd, run_spent_usd, stopped_at_cap} when the run had a cap (empty: no cap); the unit's
+    # own spend is optimization_cost.cost_usd
+    spend: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
