@@ -134,10 +134,11 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
 
 def run_eval_unit(arm: str, spec: ModelSpec, task: Task, data: DataCache, limit: int | None, program_for: ProgramFor,
                   open_session: OpenSession, results_dir: Path, force: bool, ctx: dict[str, Any],
-                  evaluator: Evaluator | None = None, repeats: int = 1) -> UnitSummary:
+                  evaluator: Evaluator | None = None, repeats: int = 1, progress: bool = True) -> UnitSummary:
     """One (model, task) evaluation unit, whichever runner or scheduler drives it: a failure is its summary.
     `open_session` gives the model's session for this data and program (its generation bound: src.tasks.bounds);
-    `repeats`: attempts per example (--repeats)."""
+    `repeats`: attempts per example (--repeats); `progress`: the unit's own progress bar (off when a scheduler runs
+    many units at once and shows one progress view for all of them)."""
     csv = result_csv(results_dir, prefix_for(spec), arm, task.key, spec.key)
     t0 = time.time()
     print(f"[{arm}] {spec.key} / {task.key}: started", file=sys.stderr, flush=True)
@@ -146,7 +147,8 @@ def run_eval_unit(arm: str, spec: ModelSpec, task: Task, data: DataCache, limit:
         program, info = program_for(task, spec)
         session = open_session(td, program)
         unit = EvalUnit(arm, task, td, td.eval_subset(limit), program, csv, info, repeats=repeats)
-        summary = run_unit(unit, session, results_dir=results_dir, force=force, run_ctx=ctx, evaluator=evaluator)
+        summary = run_unit(unit, session, results_dir=results_dir, force=force, run_ctx=ctx, evaluator=evaluator,
+                           progress=progress)
     except UserError as exc:
         summary = UnitSummary(csv=csv, status="failed", message=str(exc), wall_s=time.time() - t0)
         summary.extra["cause"] = getattr(exc, "cause", str(exc))

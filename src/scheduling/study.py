@@ -124,7 +124,7 @@ def _eval_unit(stage: str, arm: str, model: str, task: Task, limit: int | None, 
             return sessions.unit_session(model, adapter=adapter, bound=bound_for(td.provenance, program))
 
         r = run_eval_unit(arm, spec, task, data, limit, program_for, open_session, s.results_dir, s.force, ctx,
-                          s.evaluator, repeats=s.repeats)
+                          s.evaluator, repeats=s.repeats, progress=False)  # the study's progress view instead
         return UnitResult(r.status, r.message, str(r.extra.get("cause") or r.message), r.wall_s)
 
     label = "baseline" if arm == "baseline" else "eval"
