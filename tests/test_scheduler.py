@@ -178,3 +178,14 @@ def test_rerun_reuses_every_unit_and_dry_run_prints_the_schedule(tmp_path):
         line = next(x for x in again.stdout.splitlines() if x.strip().startswith("baseline "))
         assert " 0 ran" in line and " 4 reused" in line, again.stdout
         assert len(a.requests) + len(b.requests) == n  # nothing was asked again
+
+
+def test_the_schedule_of_every_task_builds_before_their_data_is_used(tmp_path):
+    """Regression: classification's program is built from its data (the label names); the study's default `tasks:
+    all` stopped the README's first command before any work ("load its data before building the program")."""
+    study = _study(tmp_path, ["http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"])
+    study.write_text(study.read_text().replace("tasks: [math, analysis]", "tasks: all"))
+    dry = run_cli(["src.experiment", "--config", str(study), "--results-dir", str(tmp_path / "results"), "--dry-run"],
+                  cwd=tmp_path)
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+    assert "baseline lb-a/classification" in dry.stdout and "baseline lb-a/code" in dry.stdout

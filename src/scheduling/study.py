@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from src.backends.adapters import build_adapter, choose_adapter
 from src.backends.endpoints import LOCAL_CPU
+from src.errors import UserError
 from src.evaluation.engine import example_calls
 from src.evaluation.matrix import DataCache, run_eval_unit
 from src.optimization.arms import get_arm
@@ -106,9 +107,12 @@ def build_graph(s: StudySettings, sessions: Sessions, data: DataCache, ctx: dict
 def _eval_unit(stage: str, arm: str, model: str, task: Task, limit: int | None, s: StudySettings,
                sessions: Sessions, data: DataCache, ctx: dict[str, Any], requires: tuple[str, ...] = ()) -> Unit:
     spec = sessions.spec(model)
-    n = limit or len(data.get(task).eval)
-    adapter = build_adapter(choose_adapter(spec, s.adapter), spec)  # no LM is made (nor a server started) here
-    calls = n * example_calls(task.program(), adapter)
+    try:  # the data first: some programs are built from it (classification's label names)
+        n = len(data.get(task).eval_subset(limit))
+        adapter = build_adapter(choose_adapter(spec, s.adapter), spec)  # no LM is made (nor a server started) here
+        calls = n * example_calls(task.program(), adapter)
+    except UserError:  # data that cannot load: the unit itself reports it when it runs
+        calls = 0
 
     def program_for(t: Task, sp: Any) -> tuple[Any, dict[str, Any]]:
         if arm == "baseline":
