@@ -98,3 +98,22 @@ def test_library_bars_are_off_ours_are_on_and_loggers_are_restored(tmp_path, mon
     assert tqdm.tqdm is tqdm.std.tqdm
     assert (list(dspy_logger.handlers), dspy_logger.propagate, dspy_logger.level) == before
     assert "boom" in next((tmp_path / "logs").glob("unit-*.log")).read_text()
+
+
+def test_what_an_optimizer_prints_goes_to_the_log_and_the_rest_passes(tmp_path, capsys):
+    from src.backends.library_output import library_output
+
+    console = Console()
+    console.install(verbose=False)
+    try:
+        console.attach(tmp_path, "opt")
+        print("ours: seed 10 started")
+        with library_output():
+            print("Bootstrapping set 1/3")  # as DSPy's MIPROv2 does
+        print("ours: seed 10 done")
+    finally:
+        console.uninstall()
+    out = capsys.readouterr().out
+    assert "ours: seed 10 started" in out and "ours: seed 10 done" in out and "Bootstrapping" not in out
+    assert "Bootstrapping set 1/3" in next((tmp_path / "logs").glob("opt-*.log")).read_text()
+    assert sys.stdout is not None and not type(sys.stdout).__name__ == "_Routed"

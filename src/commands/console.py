@@ -18,12 +18,13 @@ from pathlib import Path
 import tqdm as _tqdm_package
 from tqdm.std import tqdm as _Tqdm
 
+from src.backends.library_output import LIBRARY_OUTPUT
 from src.results.naming import log_path
 from src.results.provenance import scrub
 
 # Loggers of the libraries this product drives. DSPy's logger does not propagate (it writes to its own stderr stream),
 # so each is re-pointed explicitly; anything else that reaches the root logger at WARNING and above is caught too.
-LIBRARY_LOGGERS = ("dspy", "LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx", "httpcore", "optuna",
+LIBRARY_LOGGERS = ("library.print", "dspy", "LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx", "httpcore", "optuna",
                    "urllib3", "asyncio", "py.warnings")
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -107,6 +108,25 @@ class _QuietBar(_Tqdm):
         super().__init__(*args, **kwargs)
 
 
+class _Routed:
+    """stdout/stderr: text printed while library output is marked (src.backends.library_output) goes to the log as
+    records of the logger "library.print" (live as well with -v); everything else passes through."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if LIBRARY_OUTPUT.get() and isinstance(text, str):
+            line = text.strip()
+            if line:  # with -v the live handler shows it
+                logging.getLogger("library.print").info(line)
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 class Console:
     """The process's one console policy, installed by the entry wrapper (src.commands.common.run)."""
 
@@ -116,6 +136,7 @@ class Console:
         self.started = time.time()
         self._saved: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = []
         self._saved_bar = None
+        self._streams: tuple | None = None
 
     def install(self, verbose: bool) -> None:
         """Route library output: to the collector always, to stderr as well with verbose."""
@@ -141,9 +162,12 @@ class Console:
                 logger.propagate = False
             if logger.level == logging.NOTSET or logger.level > logging.WARNING:
                 logger.setLevel(logging.WARNING)
+        logging.getLogger("library.print").setLevel(logging.INFO)
         if not verbose:
             self._saved_bar = _tqdm_package.tqdm
             _tqdm_package.tqdm = _QuietBar
+        self._streams = (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = _Routed(sys.stdout), _Routed(sys.stderr)
 
     def attach(self, results_dir: Path, command: str) -> None:
         """From now on (and for what was held so far) library records go to results/logs/<command>-<time>.log."""
@@ -174,6 +198,9 @@ class Console:
         logging.captureWarnings(False)
         if self._saved_bar is not None:
             _tqdm_package.tqdm = self._saved_bar
+        if self._streams is not None:
+            sys.stdout, sys.stderr = self._streams
+            self._streams = None
         self.collector.close()
         if pending and not self.verbose:  # no results folder was ever named: do not lose what was said
             for record in pending:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import dspy
 
+from src.backends.library_output import library_output
 from src.backends.session import meter_delta
 from src.evaluation.engine import EngineSettings, evaluate
 from src.evaluation.unit import program_sha
@@ -55,7 +56,7 @@ class OptUnitResult:
 def dev_score(program: dspy.Module, task: Task, dev: list[TaskExample], session: ModelSession, label: str) -> float:
     """A program's corpus score on the dev set, through the same engine as every evaluation."""
     records = evaluate(program, dev, task, session.spec, session.lm, session.adapter,
-                       EngineSettings(concurrency=session.concurrency, progress=True, label=label), label, "dev",
+                       EngineSettings(concurrency=session.concurrency, progress=False, label=label), label, "dev",
                        lambda r: None)
     return task.aggregate([record_score(r) for r in records])
 
@@ -212,7 +213,8 @@ def _run_seed(arm: str, task: Task, train: list[TaskExample], dev: list[TaskExam
           file=sys.stderr, flush=True)
     with dspy.context(lm=student.lm, adapter=student.adapter):
         try:
-            program = get_arm(arm).compile(task, [to_dspy(ex) for ex in train], student, teacher, p, seed)
+            with library_output():  # the optimizer's own prints go to the run's log (src.commands.console)
+                program = get_arm(arm).compile(task, [to_dspy(ex) for ex in train], student, teacher, p, seed)
             result.dev_score = dev_score(program, task, dev, student, f"{student.spec.key}/{task.key} seed {seed}")
             result.predictors = describe_program(program)
             result.n_demos = sum(v["n_demos"] for v in result.predictors.values())
