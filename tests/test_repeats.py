@@ -60,7 +60,8 @@ def test_k1_writes_what_it_wrote_plus_the_repeat_column(scripted):
     server, config, task, data, results = scripted
     unit, summary = _run(config, task, data, results, 1)
     rows = _rows(unit.csv_path)
-    assert list(rows[0]) == CSV_COLUMNS and CSV_COLUMNS[-1] == "repeat"
+    # trailing columns, in the order they were added (older files lack them): retries, repeat, inputs
+    assert list(rows[0]) == CSV_COLUMNS and CSV_COLUMNS[-3:] == ["retries", "repeat", "inputs"]
     assert [r["repeat"] for r in rows] == ["0"] * 3 and summary.n == 3 and len(server.requests) == 3
     assert all("seed" not in req for req in server.requests)  # the first attempt is the request it always was
     assert UnitMeta.read(meta_path(unit.csv_path)).repeats == 1
