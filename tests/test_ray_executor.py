@@ -149,3 +149,23 @@ def test_a_worker_killed_mid_unit_is_retried_without_duplicates(cluster, tmp_pat
         assert len(ids) == 4 and len(set(ids)) == 4, (path.name, ids)
         lines = [x for x in journal_path(path).read_text().splitlines() if '"example_id"' in x]
         assert len(lines) == 4, (path.name, lines)  # each example journaled once, none twice
+
+
+def test_node_actors_stay_warm_across_evaluators(cluster, tmp_path):
+    """A second evaluator of the same driver (another graph, a later study) finds each node's actor running: no new
+    interpreter to start and import on every node (Ray ends an actor once no handle on it is left)."""
+    import gc
+
+    config = load_config(tmp_path).with_model(ModelSpec("ray-a", "openai_compatible", "ray-a", "local",
+                                                        api_base=cluster["a"].url, json_fallback=False))
+    sessions = Sessions(config, SessionOptions(adapter="chat", concurrency=1, cache=False))
+
+    def actor_pid() -> int:
+        evaluator = RayExecutor(cluster["address"], report_every_s=0).evaluator(config, sessions)
+        return ray.get(evaluator.actor("ray-a").__ray_call__.remote(lambda self: os.getpid()), timeout=120)
+
+    first = actor_pid()
+    gc.collect()
+    time.sleep(1.0)  # time enough for Ray to end an actor whose last handle is gone
+    assert actor_pid() == first
+    os.kill(first, 0)  # still running

@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 
 RETRIES = 3  # a unit's Ray task is retried this often when its worker dies
 _PASS_ENV = ("IA_DATA_DIR", "DSPY_CACHEDIR", "OLLAMA_BASE_URL", "OPENAI_BASE_URL")  # never a key
+# The driver's handles on its warm actors, by (Ray job, actor name), for as long as the driver runs: Ray ends an
+# actor once no handle on it is left, so handles held by one evaluator alone would take every node's interpreter
+# (and embedded server) down with it, and the next evaluator of the run (another graph, a later study) would start
+# them again - seconds of interpreter start and imports per node.
+_WARM: dict[tuple[str, str], Any] = {}
+_WARM_LOCK = threading.Lock()
 
 
 def endpoint_resource(url: str) -> str:
@@ -128,6 +134,12 @@ def _stream(session: Any, program: Any, examples: list, task: Any, settings: Any
             yield ("records", records)
 
 
+def _warm_key(name: str) -> tuple[str, str]:
+    import ray
+
+    return ray.get_runtime_context().get_job_id(), name
+
+
 class RayEvaluator:
     """An engine stand-in for run_unit: evaluation on a cluster node, records streamed back to this process."""
 
@@ -139,7 +151,6 @@ class RayEvaluator:
         # Ray restarts a dead actor, but never replays its stream (records already journaled, in another order):
         # the driver re-sends only the examples it has not recorded.
         self._actor_cls = ray.remote(max_restarts=RETRIES, max_task_retries=0, max_concurrency=64)(NodeEvaluator)
-        self._actors: dict[str, Any] = {}
         self.placements = placements  # unit label -> node id that ran it (tests check placement)
         self._lock = threading.Lock()
 
@@ -167,18 +178,19 @@ class RayEvaluator:
                 ray.get(self.actor(key).__ray_ready__.remote(), timeout=10)
                 return
             except ray.exceptions.ActorDiedError:
-                with self._lock:
-                    self._actors.pop(name, None)
+                with _WARM_LOCK:
+                    _WARM.pop(_warm_key(name), None)
             except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
                 time.sleep(0.5)
 
     def actor(self, key: str) -> Any:
         name, request = self.placement(key)
-        with self._lock:
-            if name not in self._actors:  # named: every evaluator of this driver shares the node's warm actor
-                self._actors[name] = self._actor_cls.options(name=f"ia-evaluator:{name}", get_if_exists=True,
-                                                             **request).remote()
-            return self._actors[name]
+        warm = _warm_key(name)
+        with _WARM_LOCK:
+            if warm not in _WARM:  # named: every evaluator of this driver shares the node's warm actor
+                _WARM[warm] = self._actor_cls.options(name=f"ia-evaluator:{name}", get_if_exists=True,
+                                                      **request).remote()
+            return _WARM[warm]
 
     def __call__(self, program, examples, task, spec, lm, adapter, settings, experiment_id, arm, on_record,
                  repeats=None, lm_for=None):
