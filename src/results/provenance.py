@@ -56,8 +56,7 @@ def scrub(text: str, secrets: list[str] | None = None) -> str:
     if not text:
         return text
     for value in secret_values() if secrets is None else secrets:
-        if value in text:
-            text = text.replace(value, "***")
+        text = text.replace(value, "***")
     return _KEY_SHAPED.sub("***", text)
 
 

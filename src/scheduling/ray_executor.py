@@ -232,7 +232,7 @@ class RayEvaluator:
         opts = SessionOptions(adapter=name, concurrency=settings.concurrency, cache=self.sessions.options.cache,
                               max_tokens=self.sessions.options.max_tokens)
         # the unit's generation cap as its driver session applies it (the task's bound, src.tasks.bounds): the node
-        # opens its session with the same bound, and the LM settings it reports are checked below
+        # opens its session with the same bound and refuses to evaluate unless its LM sends these same settings
         bound = lm.kwargs.get("max_tokens") or lm.kwargs.get("max_completion_tokens")
         spend = getattr(lm, "spend", None)
         if spend is not None and not isinstance(spend, ClusterSpendCap):  # a copy on each node would overspend
