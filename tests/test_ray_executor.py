@@ -256,3 +256,24 @@ def test_the_spending_cap_is_shared_by_the_cluster_and_stops_it(cluster, tmp_pat
         rows = _rows(path)
         assert len(rows) == limit and not any(r["error"] for r in rows), path.name
         assert UnitMeta.read(meta_path(path)).status == "complete"
+
+
+def test_a_node_that_would_generate_under_other_settings_evaluates_nothing(cluster, tmp_path):
+    """The unit's identity (its journal header, its sidecar) records the driver LM's settings: a node whose LM would
+    send other ones (here the driver's temperature changed after its session opened) refuses, in one line, before
+    any request."""
+    from src.errors import UserError
+    from src.evaluation.engine import EngineSettings
+
+    graph, executor, sessions, _ = _graph(tmp_path, cluster, "ray", cluster["address"], 2)
+    evaluator = executor.evaluator(sessions.config, sessions)
+    session = sessions.unit_session("ray-a", adapter="chat")
+    session.lm.kwargs["temperature"] = 0.9
+    task = get_task("analysis", sessions.config)
+    examples = DataCache(sessions.config, "builtin").get(task).eval_subset(2)
+    before, got = len(cluster["a"].requests), []
+    with pytest.raises(UserError) as exc:
+        evaluator(task.program(), examples, task, session.spec, session.lm, session.adapter,
+                  EngineSettings(concurrency=1, progress=False), "x", "baseline", got.append)
+    assert "other generation settings" in str(exc.value) and "\n" not in str(exc.value)
+    assert got == [] and len(cluster["a"].requests) == before
