@@ -277,3 +277,43 @@ def test_a_node_that_would_generate_under_other_settings_evaluates_nothing(clust
                   EngineSettings(concurrency=1, progress=False), "x", "baseline", got.append)
     assert "other generation settings" in str(exc.value) and "\n" not in str(exc.value)
     assert got == [] and len(cluster["a"].requests) == before
+
+
+def test_a_study_run_on_the_cluster_with_repeats_stops_at_its_cap_and_resumes(cluster, tmp_path, monkeypatch):
+    """./run_experiment.sh's path (src.experiment --executor ray) with --repeats 2 and --max-cost, joining the
+    cluster by RAY_ADDRESS: the run starts (its projection is under the cap), is stopped by the shared cap in one
+    line with exit status 1, and a rerun under a higher cap completes every attempt, each requested once."""
+    import json
+
+    from conftest import run_cli
+
+    monkeypatch.setitem(USAGE, "completion_tokens", 100)
+    monkeypatch.setitem(USAGE, "prompt_tokens", 3000)  # more than projected: the projection lets the run start
+    (tmp_path / "models.json").write_text(json.dumps({"models": [
+        {"key": key, "provider": "openai_compatible", "model_id": key, "kind": "api", "api_base": server.url,
+         "price_in": PRICE_IN, "price_out": PRICE_OUT, "max_tokens": 100}
+        for key, server in (("priced-a", cluster["a"]), ("priced-b", cluster["b"]))]}))
+    study = tmp_path / "study.yaml"
+    study.write_text("name: cluster-capped\nreferences: [priced-a, priced-b]\ntasks: analysis\nlimit: 3\n"
+                     "data: builtin\n")
+    results = tmp_path / "results"
+
+    def run(cap: str):
+        return run_cli(["src.experiment", "--config", str(study), "--phases", "baseline", "--results-dir",
+                        str(results), "--no-cache", "--executor", "ray", "--repeats", "2", "--max-cost", cap],
+                       cwd=tmp_path, env={"RAY_ADDRESS": cluster["address"]}, timeout=300)
+
+    before = _sent(cluster)
+    r = run("0.012")
+    first = _sent(cluster) - before
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "spending cap reached: --max-cost $0.012" in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert 1 <= first < 2 * 3 * 2
+    r = run("10")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert _sent(cluster) - before == 2 * 3 * 2  # every attempt requested exactly once over both runs
+    for path in results.glob("*analysis*.csv"):
+        rows = _rows(path)
+        assert sorted((x["example_id"], x["repeat"]) for x in rows) == sorted(
+            (i, k) for i in {x["example_id"] for x in rows} for k in ("0", "1")) and len(rows) == 6, path.name
+        assert not any(x["error"] for x in rows)
