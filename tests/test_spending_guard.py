@@ -153,14 +153,18 @@ def test_a_run_within_budget_stops_at_the_cap_and_exits_non_zero(tmp_path):
     assert KEY not in "".join(p.read_text(errors="ignore") for p in results.rglob("*") if p.is_file())
 
 
-def test_a_study_over_its_max_cost_is_refused_before_any_stage(tmp_path):
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_study_over_its_max_cost_is_refused_before_any_stage(tmp_path, executor):
+    """With either executor: the Ray executor's cluster-wide cap (src.scheduling.ray_spend) is refused the same way,
+    before the cluster is even joined (tests/test_ray_executor.py stops a running one at its cap)."""
     with ScriptedOpenAI(_yes) as server:
         _models_json(tmp_path, server.url)
         study = tmp_path / "study.yaml"
         study.write_text("name: capped\nreferences: [priced]\ntasks: analysis\nlimit: 5\ndata: builtin\n"
                          "max_cost: 0.00001\n")
         r = run_cli(["src.experiment", "--config", str(study), "--phases", "baseline", "--results-dir",
-                     str(tmp_path / "results"), "--no-cache"], cwd=tmp_path, env={"PRICED_KEY": KEY})
+                     str(tmp_path / "results"), "--no-cache", "--executor", executor], cwd=tmp_path,
+                    env={"PRICED_KEY": KEY, "RAY_ADDRESS": "127.0.0.1:9"})
         assert server.requests == []
     assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
     assert "error: --max-cost $1e-05: the projected spend is $" in r.stderr

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ LOCAL_CPU = "local-cpu"
 DEFAULT_BUDGET = {"embedded": 2, "ollama": 2, "openai": 8, "anthropic": 8, "openai_compatible": 4}
 BREAKER_FAILURES = 3  # consecutive transport/server failures that take an endpoint out
 BREAKER_COOLDOWN_S = 30.0  # how long it stays out before it is tried again
+RECHECK_S = 0.5  # a waiting request looks again this often (a route whose breaker closed announces nothing)
 
 
 def endpoint_id(url: str, model_id: str) -> str:
@@ -46,19 +47,42 @@ class Budget:
     failures: int = 0
     peak: int = 0
     explicit: bool = False  # set by models.json / the study file: never raised by a runner's --concurrency
+    waiters: deque = field(default_factory=deque, repr=False, compare=False)  # _Waiter, first come first served
+
+    def wake_one(self) -> None:
+        """Wake the longest-waiting request that still waits for this budget (one slot, one waiter). Waking every
+        waiter of the process on every release - hundreds of threads when a study runs many units - cost more
+        CPU than the requests themselves on a small machine."""
+        while self.waiters:
+            w = self.waiters.popleft()
+            if w.waiting:  # entries of a waiter already woken through another of its routes are dropped here
+                w.waiting = False
+                w.cond.notify()
+                return
+
+
+class _Waiter:
+    """One request waiting for a slot on any of its router's budgets (registered on each of them)."""
+
+    __slots__ = ("cond", "waiting")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.cond = threading.Condition(lock)
+        self.waiting = True
 
 
 class EndpointRegistry:
-    """The process's budgets, by endpoint name. One Condition guards them all: a released slot wakes waiters."""
+    """The process's budgets, by endpoint name. One lock guards them all (every critical section is a few field
+    updates); a request waiting for a slot waits on a condition of its own, woken by the release that frees one."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._budgets: dict[str, Budget] = {}
 
     def budget(self, name: str, limit: int, *, explicit: bool = False) -> Budget:
         """The endpoint's budget, created on first use. An explicit limit (configuration) wins; otherwise the
         largest limit asked for (a runner's --concurrency may raise the provider default, never lower it)."""
-        with self._cond:
+        with self._lock:
             b = self._budgets.get(name)
             if b is None:
                 b = self._budgets[name] = Budget(name, max(1, limit), explicit=explicit)
@@ -66,18 +90,19 @@ class EndpointRegistry:
                 b.limit, b.explicit = max(1, limit), True
             elif not b.explicit:
                 b.limit = max(b.limit, limit)
-            self._cond.notify_all()
+            for _ in range(max(0, b.limit - b.in_flight)):  # a raised limit admits waiting requests at once
+                b.wake_one()
             return b
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         """Per endpoint: limit, in flight, calls, failures, peak in flight (for progress views and tests)."""
-        with self._cond:
+        with self._lock:
             return {n: {"limit": b.limit, "in_flight": b.in_flight, "calls": b.calls, "failures": b.failures,
                         "peak": b.peak} for n, b in self._budgets.items()}
 
     def reset(self) -> None:
         """Forget every budget (tests and benchmarks that build several runs in one process)."""
-        with self._cond:
+        with self._lock:
             self._budgets.clear()
 
 
@@ -123,29 +148,41 @@ class Router:
         return min(free, key=lambda r: (r.budget.in_flight / r.budget.limit, self.served[r.url]))
 
     def acquire(self) -> Route:
-        """A slot on the least-busy live route, waiting while every budget is full."""
-        cond = self.registry._cond
-        with cond:
+        """A slot on the least-busy live route, waiting (first come, first served) while every budget is full."""
+        lock = self.registry._lock
+        with lock:
+            waited = False
             while True:
                 chosen = self._pick(time.monotonic())
                 if chosen is not None:
                     break
-                cond.wait(0.5)
+                waited = True
+                waiter = _Waiter(lock)
+                for r in self.routes:
+                    r.budget.waiters.append(waiter)
+                if not waiter.cond.wait(RECHECK_S) and waiter.waiting:
+                    waiter.waiting = False
+                    for r in self.routes:
+                        r.budget.waiters.remove(waiter)
             chosen.budget.in_flight += 1
             chosen.budget.calls += 1
             chosen.budget.peak = max(chosen.budget.peak, chosen.budget.in_flight)
             self.served[chosen.url] += 1
+            if waited:  # woken by one route's release, it may have taken another's free slot: pass that one on
+                for r in self.routes:
+                    if r.budget.in_flight < r.budget.limit:
+                        r.budget.wake_one()
             return chosen
 
     def release(self, route: Route, exc: BaseException | None) -> None:
-        """Give the slot back; a failure counts towards the route's circuit breaker."""
+        """Give the slot back (to the longest-waiting request); a failure counts towards the circuit breaker."""
         if exc is not None:
             self._failed(route, exc)
-        with self.registry._cond:
+        with self.registry._lock:
             route.budget.in_flight -= 1
             if exc is None:
                 route.failures_in_row = 0
-            self.registry._cond.notify_all()
+            route.budget.wake_one()
 
     @contextmanager
     def route(self) -> Iterator[Route]:
@@ -163,7 +200,7 @@ class Router:
 
         if not is_transient(exc):
             return  # a refused request (bad key, bad prompt) says nothing about the endpoint's health
-        with self.registry._cond:
+        with self.registry._lock:
             route.budget.failures += 1
             route.failures_in_row += 1
             if route.failures_in_row >= BREAKER_FAILURES and len(self.routes) > 1 and \
@@ -175,13 +212,13 @@ class Router:
     def add_served(self, counts: dict[str, int]) -> None:
         """Count requests another process sent on this router's behalf (a Ray node evaluating a unit), in its
         served counts and its endpoints' call counts (what progress views show)."""
-        with self.registry._cond:
+        with self.registry._lock:
             self.served.update(counts)
             for route in self.routes:
                 route.budget.calls += counts.get(route.url, 0)
 
     def served_snapshot(self) -> dict[str, int]:
-        with self.registry._cond:
+        with self.registry._lock:
             return dict(self.served)
 
 

@@ -284,12 +284,7 @@ def _run_scheduled(exp: Experiment, args: Any, config: Config, results_dir: Path
                    models: list[str]) -> int:
     """The default executor: the study as one unit graph, run in this process."""
     cap = args.max_cost if args.max_cost is not None else exp.max_cost
-    if cap is not None and args.executor == "ray":
-        raise UserError("--max-cost is kept per request in this process; the Ray executor's nodes do not share it "
-                        "yet: use --executor local or stages with a spending cap")
     settings = study_run.study_settings(exp, args, config, results_dir, stages)
-    if settings.repeats > 1 and args.executor == "ray":
-        raise UserError("--repeats above 1 is not supported by the Ray executor yet: use --executor local or stages")
     if cap is not None:  # refuse before any unit when the projected spend of what is left is over the cap
         limit = args.limit if args.limit is not None else exp.limit
         spend.check(cap, spend.study_lines(exp, config, results_dir, args.data or exp.data, limit,

@@ -8,6 +8,7 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +22,11 @@ _SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
 _KEY_SHAPED = re.compile(r"\b(sk|sk-ant|sk-proj)-[A-Za-z0-9_\-]{8,}")
 _MIN_SECRET_LEN = 6  # shorter values would mangle ordinary text (and are no real keys)
 _registered: set[str] = set()
+# secret_values() is asked for every string written (each CSV cell, journal field and sidecar value): the list is
+# kept, and rebuilt only when the environment or the registered credentials changed since (a dict comparison of
+# the environment's raw data instead of decoding and matching every variable on every call).
+_cache_lock = threading.Lock()
+_cached: tuple[dict[Any, Any] | None, int, list[str]] = (None, -1, [])
 
 
 def register_secret(value: str) -> None:
@@ -31,28 +37,39 @@ def register_secret(value: str) -> None:
 
 def secret_values() -> list[str]:
     """Every known secret: credentials sent by this process, and environment values named like secrets. Longest
-    first, so a secret that contains another is removed whole."""
-    env = {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and v and len(v) >= _MIN_SECRET_LEN}
-    return sorted(env | _registered, key=len, reverse=True)
+    first, so a secret that contains another is removed whole. (The list returned is shared: do not modify it.)"""
+    global _cached
+    raw = getattr(os.environ, "_data", None)  # CPython's mapping behind os.environ; without it: no caching
+    with _cache_lock:
+        seen, n_registered, values = _cached
+        if raw is not None and seen == raw and n_registered == len(_registered):  # _registered only grows
+            return values
+        env = {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and v and len(v) >= _MIN_SECRET_LEN}
+        values = sorted(env | _registered, key=len, reverse=True)
+        _cached = (dict(raw) if raw is not None else None, len(_registered), values)
+        return values
 
 
-def scrub(text: str) -> str:
-    """Remove any known secret (and anything shaped like an API key) from text."""
+def scrub(text: str, secrets: list[str] | None = None) -> str:
+    """Remove any known secret (and anything shaped like an API key) from text. `secrets`: secret_values(), when
+    the caller scrubs many strings at once."""
     if not text:
         return text
-    for value in secret_values():
+    for value in secret_values() if secrets is None else secrets:
         text = text.replace(value, "***")
     return _KEY_SHAPED.sub("***", text)
 
 
-def scrub_value(value: Any) -> Any:
+def scrub_value(value: Any, secrets: list[str] | None = None) -> Any:
     """`value` with every string in it scrubbed (dict keys, lists and nested structures included)."""
+    if secrets is None:
+        secrets = secret_values()
     if isinstance(value, str):
-        return scrub(value)
+        return scrub(value, secrets)
     if isinstance(value, dict):
-        return {scrub_value(k): scrub_value(v) for k, v in value.items()}
+        return {scrub_value(k, secrets): scrub_value(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [scrub_value(v) for v in value]
+        return [scrub_value(v, secrets) for v in value]
     return value
 
 

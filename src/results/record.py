@@ -90,10 +90,6 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def record_score(rec: Record) -> Score:
     """A recorded example as the metric's Score again (what statistics and corpus aggregates consume)."""
     return Score(rec.score, bool(rec.is_correct), rec.prediction, rec.extras_dict)

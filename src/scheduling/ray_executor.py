@@ -12,6 +12,9 @@ Placement: a unit whose model is served at `http://gpu-box-1:11434` asks for one
 on the machine next to that backend), otherwise it runs anywhere; embedded units ask for a CPU and start their own
 llama.cpp server on the node that runs them. Optimization, best-seed selection and consolidation units run on the
 driver (their results are files the driver writes), sending their LM requests from there.
+
+--repeats and --max-cost hold as under the local scheduler: attempts travel with their examples, and the run's
+spending cap is one the whole cluster reserves against (src.scheduling.ray_spend).
 """
 
 from __future__ import annotations
@@ -21,22 +24,30 @@ import queue
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from src import PROJECT_ROOT
 from src.backends.session import Sessions, SessionOptions
 from src.errors import UserError
-from src.results.record import Record
+from src.results.record import Record, record_key
 from src.scheduling.graph import UnitGraph, UnitResult
 from src.scheduling.local import DEFAULT_MAX_UNITS, LocalExecutor
 from src.scheduling.progress import StudyProgress
+from src.scheduling.ray_spend import ClusterSpendCap
 
 if TYPE_CHECKING:
     from src.registry import Config
 
 RETRIES = 3  # a unit's Ray task is retried this often when its worker dies
 _PASS_ENV = ("IA_DATA_DIR", "DSPY_CACHEDIR", "OLLAMA_BASE_URL", "OPENAI_BASE_URL")  # never a key
+# The driver's handles on its warm actors, by (Ray job, actor name), for as long as the driver runs: Ray ends an
+# actor once no handle on it is left, so handles held by one evaluator alone would take every node's interpreter
+# (and embedded server) down with it, and the next evaluator of the run (another graph, a later study) would start
+# them again - seconds of interpreter start and imports per node.
+_WARM: dict[tuple[str, str], Any] = {}
+_WARM_LOCK = threading.Lock()
 
 
 def endpoint_resource(url: str) -> str:
@@ -76,21 +87,45 @@ class NodeEvaluator:
         self._lock = threading.Lock()
 
     def evaluate(self, config: Config, key: str, options: SessionOptions, adapter: str | None, program: Any,
-                 examples: list, task: Any, settings: Any, experiment_id: str, arm: str):
+                 examples: list, task: Any, settings: Any, experiment_id: str, arm: str,
+                 repeats: list[int] | None = None, bound: int | None = None, spend: Any = None,
+                 expected: dict[str, Any] | None = None):
         """A streaming generator: ("node", id), then ("records", [fields]) as examples finish, then ("served",
-        {base URL: requests})."""
+        {base URL: requests}); or ("refused", why) and nothing evaluated.
+
+        The unit's session is opened as the driver opened its own (the run's options, the task's generation
+        `bound`), and its LM must send the `expected` generation settings (those the unit's identity records);
+        it reserves against the run's cluster-wide cap `spend` (ray_spend.ClusterSpendCap) and the engine starts
+        no example once the run is at its cap. `repeats` numbers each attempt (--repeats)."""
         import ray
 
         yield ("node", ray.get_runtime_context().get_node_id())
         with self._lock:  # one Sessions per model and settings: backends and embedded servers made once per actor
-            sessions = self._sessions.setdefault((config.model(key), options), Sessions(config, options))
+            made = (config.model(key), options)
+            if made not in self._sessions:
+                self._sessions[made] = Sessions(config, options)
             # the unit's own LM object (its own served counts); the process's endpoint budgets are shared
-            session = sessions.unit_session(key, max_tokens=options.max_tokens, adapter=adapter)
-        yield from _stream(session, program, examples, task, settings, experiment_id, arm)
+            session = self._sessions[made].unit_session(key, max_tokens=options.max_tokens, adapter=adapter,
+                                                        bound=bound)
+        session.lm.spend = spend
+        if expected is not None and generation_settings(session.lm) != expected:
+            yield ("refused", f"the Ray node would send other generation settings ({generation_settings(session.lm)})"
+                              f" than the run records ({expected}); nothing was evaluated there")
+            return
+        if spend is not None:
+            settings = replace(settings, stop=spend.reached_lately)
+        yield from _stream(session, program, examples, task, settings, experiment_id, arm, repeats)
         yield ("served", session.lm.router.served_snapshot() if session.lm.router is not None else {})
 
 
-def _stream(session: Any, program: Any, examples: list, task: Any, settings: Any, experiment_id: str, arm: str):
+def generation_settings(lm: Any) -> dict[str, Any]:
+    """What an LM sends with every request apart from where and with which key: equal on the driver and on the node
+    evaluating a unit, or the unit's recorded identity would not be what made its records."""
+    return {k: v for k, v in lm.kwargs.items() if k not in ("api_key", "api_base", "base_url")}
+
+
+def _stream(session: Any, program: Any, examples: list, task: Any, settings: Any, experiment_id: str, arm: str,
+            repeats: list[int] | None):
     """Evaluate on a thread; yield ("records", [fields, ...]) with every record finished since the last yield. (Each
     yield of a Ray streaming generator costs a report to the driver - ~50-100 ms on a loaded machine - so records
     that finish together travel together.)"""
@@ -102,7 +137,7 @@ def _stream(session: Any, program: Any, examples: list, task: Any, settings: Any
     def work() -> None:
         try:
             evaluate(program, examples, task, session.spec, session.lm, session.adapter, settings, experiment_id,
-                     arm, lambda r: out.put(r.__dict__.copy()))
+                     arm, lambda r: out.put(r.__dict__.copy()), repeats=repeats, lm_for=session.attempt_lm)
             out.put(done)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the generator, so Ray reports the task failed
             out.put(exc)
@@ -128,6 +163,12 @@ def _stream(session: Any, program: Any, examples: list, task: Any, settings: Any
             yield ("records", records)
 
 
+def _warm_key(name: str) -> tuple[str, str]:
+    import ray
+
+    return ray.get_runtime_context().get_job_id(), name
+
+
 class RayEvaluator:
     """An engine stand-in for run_unit: evaluation on a cluster node, records streamed back to this process."""
 
@@ -139,7 +180,6 @@ class RayEvaluator:
         # Ray restarts a dead actor, but never replays its stream (records already journaled, in another order):
         # the driver re-sends only the examples it has not recorded.
         self._actor_cls = ray.remote(max_restarts=RETRIES, max_task_retries=0, max_concurrency=64)(NodeEvaluator)
-        self._actors: dict[str, Any] = {}
         self.placements = placements  # unit label -> node id that ran it (tests check placement)
         self._lock = threading.Lock()
 
@@ -167,25 +207,23 @@ class RayEvaluator:
                 ray.get(self.actor(key).__ray_ready__.remote(), timeout=10)
                 return
             except ray.exceptions.ActorDiedError:
-                with self._lock:
-                    self._actors.pop(name, None)
+                with _WARM_LOCK:
+                    _WARM.pop(_warm_key(name), None)
             except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
                 time.sleep(0.5)
 
     def actor(self, key: str) -> Any:
         name, request = self.placement(key)
-        with self._lock:
-            if name not in self._actors:  # named: every evaluator of this driver shares the node's warm actor
-                self._actors[name] = self._actor_cls.options(name=f"ia-evaluator:{name}", get_if_exists=True,
-                                                             **request).remote()
-            return self._actors[name]
+        warm = _warm_key(name)
+        with _WARM_LOCK:
+            if warm not in _WARM:  # named: every evaluator of this driver shares the node's warm actor
+                _WARM[warm] = self._actor_cls.options(name=f"ia-evaluator:{name}", get_if_exists=True,
+                                                      **request).remote()
+            return _WARM[warm]
 
     def __call__(self, program, examples, task, spec, lm, adapter, settings, experiment_id, arm, on_record,
                  repeats=None, lm_for=None):
         import ray
-
-        if repeats and any(repeats):  # the driver refuses --repeats > 1 with this executor; never silently drop one
-            raise UserError("--repeats above 1 is not supported by the Ray executor yet")
 
         from src.backends.adapters import ChatAdapter, JSONAdapter, StructuredAdapter
 
@@ -193,16 +231,25 @@ class RayEvaluator:
             else "chat" if isinstance(adapter, ChatAdapter) else None
         opts = SessionOptions(adapter=name, concurrency=settings.concurrency, cache=self.sessions.options.cache,
                               max_tokens=self.sessions.options.max_tokens)
+        # the unit's generation cap as its driver session applies it (the task's bound, src.tasks.bounds): the node
+        # opens its session with the same bound and refuses to evaluate unless its LM sends these same settings
+        bound = lm.kwargs.get("max_tokens") or lm.kwargs.get("max_completion_tokens")
+        spend = getattr(lm, "spend", None)
+        if spend is not None and not isinstance(spend, ClusterSpendCap):  # a copy on each node would overspend
+            raise RuntimeError("the run's spending cap is not shared by the cluster: RayExecutor.evaluator() must "
+                               "be made before any session is opened")
         settings = type(settings)(concurrency=settings.concurrency, progress=False, label=settings.label,
                                   deadline_s=settings.deadline_s)
+        attempts = list(repeats) if repeats is not None else [0] * len(examples)
         seen: set[str] = set()
         records: list[Record] = []
         for attempt in range(RETRIES + 1):
-            todo = [ex for ex in examples if ex.id not in seen]
-            if not todo:
-                break
+            todo = [(ex, r) for ex, r in zip(examples, attempts) if record_key(ex.id, r) not in seen]
+            if not todo or (attempt and spend is not None and spend.reached):
+                break  # at the cap, a worker's death sends nothing again: the next run does the rest
             gen = self.actor(spec.key).evaluate.options(num_returns="streaming").remote(
-                self.config, spec.key, opts, name, program, todo, task, settings, experiment_id, arm)
+                self.config, spec.key, opts, name, program, [ex for ex, _ in todo], task, settings, experiment_id,
+                arm, [r for _, r in todo], bound, spend, generation_settings(lm))
             try:
                 for ref in gen:
                     kind, value = ray.get(ref)
@@ -210,15 +257,17 @@ class RayEvaluator:
                         with self._lock:
                             self.placements[f"{spec.key}/{task.key}/{arm}"] = value
                         continue
+                    if kind == "refused":
+                        raise UserError(f"{spec.key}/{task.key}: {value}")
                     if kind == "served":  # which endpoints served the unit, for its sidecar
                         if getattr(lm, "router", None) is not None:
                             lm.router.add_served(value)
                         continue
                     for fields in value:
                         rec = Record(**fields)
-                        if rec.example_id in seen:
+                        if rec.key in seen:
                             continue
-                        seen.add(rec.example_id)
+                        seen.add(rec.key)
                         on_record(rec)  # journaled here, on the driver, as it arrives
                         records.append(rec)
             except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError,
@@ -228,7 +277,7 @@ class RayEvaluator:
                     raise UserError(f"{spec.key}/{task.key}: the Ray worker evaluating it died {RETRIES + 1} times "
                                     f"({type(exc).__name__}); finished examples are saved, rerun to resume") from None
                 print(f"note: {spec.key}/{task.key}: its Ray worker died ({type(exc).__name__}); the "
-                      f"{len(examples) - len(seen)} examples not yet recorded are sent again", file=sys.stderr,
+                      f"{len(examples) - len(seen)} attempts not yet recorded are sent again", file=sys.stderr,
                       flush=True)
                 self._await_actor(spec.key)
         return records
@@ -242,7 +291,11 @@ class RayExecutor:
         self.placements: dict[str, str] = {}
 
     def evaluator(self, config: Config, sessions: Sessions) -> RayEvaluator:
+        """Join the cluster; the run's spending cap (--max-cost) becomes one the whole cluster shares. Made before
+        any of `sessions`' sessions is opened (they take the run's cap when they open)."""
         connect(self.address)
+        if sessions.spend is not None and not isinstance(sessions.spend, ClusterSpendCap):
+            sessions.spend = ClusterSpendCap.start(sessions.spend)  # type: ignore[assignment]
         return RayEvaluator(config, sessions, self.placements)
 
     def run(self, graph: UnitGraph, progress: StudyProgress | None = None) -> dict[str, UnitResult]:
