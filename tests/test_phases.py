@@ -50,8 +50,10 @@ def test_demo_curve_writes_curve_and_decomposition(embedded_config, tmp_path):
                  "--limit", "6", "--results-dir", str(tmp_path)])
     assert r.returncode == 0, r.stderr[-2000:]
     rows = _rows(tmp_path / "demo_curves" / "demo_curve_results.csv")
+    # the documented columns, then the run-to-run spread (added with --repeats; empty at k = 1)
     assert list(rows[0]) == ["model", "task", "condition", "n_demos", "score", "ci_low", "ci_high", "n_examples",
-                             "n_errors", "elapsed_s", "phase1_delta"]
+                             "n_errors", "elapsed_s", "phase1_delta", "repeats", "run_sd", "agreement", "run_scores"]
+    assert all((x["repeats"], x["run_sd"], x["agreement"], x["run_scores"]) == ("1", "", "", "") for x in rows)
     assert [(x["condition"], x["n_demos"]) for x in rows] == [
         ("baseline", "0"), ("optimized_instructions", "0"), ("optimized_instructions", "1"),
         ("optimized_instructions", "2")]

@@ -138,26 +138,30 @@ def optimization_lines(results_dir: Path, student: ModelSpec, teacher: ModelSpec
     return out
 
 
-def demo_curve_lines(results_dir: Path, spec: ModelSpec, task: Any, examples: list[Any], conditions: int) -> list[Line]:
-    """A demo curve's projected spend: every condition (baseline, n = 0..k demos) on every example. An upper bound
-    on calls (conditions already done are not subtracted); tokens per call are the baseline's, so the demos' longer
-    prompts are under-counted - the running cap (SpendCap) is what bounds them."""
+def demo_curve_lines(results_dir: Path, spec: ModelSpec, task: Any, examples: list[Any], conditions: int,
+                     repeats: int = 1) -> list[Line]:
+    """A demo curve's projected spend: every condition (baseline, n = 0..k demos) on every example, `repeats`
+    attempts each. An upper bound on calls (conditions already done are not subtracted); tokens per call are the
+    baseline's, so the demos' longer prompts are under-counted - the running cap (SpendCap) is what bounds them."""
     per = tokens_per_call(results_dir, spec, task, examples[:200], task.chain_of_thought)
-    return priced_lines(spec, f"{task.key} demo curve ({conditions} conditions x {len(examples)} examples)",
-                        conditions * len(examples), per.input, per.output, per.source)
+    times = f" x {repeats} attempts" if repeats > 1 else ""
+    return priced_lines(spec, f"{task.key} demo curve ({conditions} conditions x {len(examples)} examples{times})",
+                        conditions * len(examples) * repeats, per.input, per.output, per.source)
 
 
 def tipping_lines(results_dir: Path, student: ModelSpec, teacher: ModelSpec, task: Any, train: list[Any],
-                  n_dev: int, examples: list[Any], cells: int, preset: Any) -> list[Line]:
+                  n_dev: int, examples: list[Any], cells: int, preset: Any, repeats: int = 1) -> list[Line]:
     """A tipping-point study's projected spend for one (model, task): each optimized cell is one seed of random
-    search (the bootstrap_rs arm's projection) plus its evaluation; the n = 0 cell is the evaluation only."""
+    search (the bootstrap_rs arm's projection) plus its evaluation (`repeats` attempts per example); the n = 0
+    cell is the evaluation only."""
     from src.optimization.arms import get_arm
 
     proj = get_arm("bootstrap_rs").projected(task, preset, len(train), n_dev, 1)
     out = optimization_lines(results_dir, student, teacher, task, train, cells * proj.student, cells * proj.teacher)
     per = tokens_per_call(results_dir, student, task, examples[:200], task.chain_of_thought)
+    times = f" x {repeats} attempts" if repeats > 1 else ""
     out += priced_lines(student, f"{task.key} tipping-point evaluations ({cells + 1} cells x {len(examples)} "
-                        f"examples)", (cells + 1) * len(examples), per.input, per.output, per.source)
+                        f"examples{times})", (cells + 1) * len(examples) * repeats, per.input, per.output, per.source)
     return out
 
 

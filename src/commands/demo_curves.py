@@ -7,6 +7,7 @@ from src.backends.session import Sessions, SessionOptions
 from src.commands import budget, common
 from src.errors import UserError
 from src.evaluation.matrix import DataCache
+from src.evaluation.unit import UnitSummary
 from src.optimization.arms import ARMS
 from src.registry import load_config
 from src.registry.protocol import DEFAULT_EVAL_LIMIT
@@ -15,12 +16,14 @@ from src.results.provenance import run_context
 from src.studies.demo_curves import (
     CURVE_COLUMNS,
     DECOMPOSITION_COLUMNS,
+    CurvePair,
     curve_pair,
     merge_write,
     optimized_models,
     select_pairs,
 )
 from src.tasks import get_task, resolve_task_keys
+from src.tracking.units import log_eval_unit
 
 
 def main() -> int:
@@ -34,6 +37,8 @@ each with a paired 95% CI on the same eval examples as the baseline.
     p.add_argument("--max-demos", type=common.whole_number(), default=None,
                    help="largest n to evaluate (default: all demos)")
     p.add_argument("--allow-version-mismatch", action="store_true")
+    common.add_repeats(p)
+    common.add_mlflow(p)
     args = p.parse_args()
     config = load_config()
     results_dir = common.results_dir(args, config)
@@ -56,21 +61,31 @@ each with a paired 95% CI on the same eval examples as the baseline.
     for pair in pairs:  # --max-cost: refuse before any call when the projected spend is over the cap
         examples = data.get(pair.task).eval_subset(args.limit or None)
         lines += budget.demo_curve_lines(results_dir, sessions.spec(pair.model), pair.task, examples,
-                                         pair.k(args.max_demos) + 2)
+                                         pair.k(args.max_demos) + 2, repeats=args.repeats)
     budget.check(args.max_cost, lines, dry_run=args.dry_run)
     if args.dry_run:
-        total = sum((pair.k(args.max_demos) + 2) * (args.limit or 0) for pair in pairs)
-        print(f"projected LM calls: {total} (one per example and condition; cached baseline calls cost none)")
+        total = sum((pair.k(args.max_demos) + 2) * (args.limit or 0) * args.repeats for pair in pairs)
+        times = f" x {args.repeats} attempts" if args.repeats > 1 else ""
+        print(f"projected LM calls: {total} (one per example and condition{times}; cached baseline calls cost none)")
         return 0
 
     sessions.preflight(sorted({pair.model for pair in pairs}), args.adapter)
     ctx = run_context()
+    tracker = common.tracker(args, results_dir)  # --mlflow: each condition an evaluation unit's run
     curve_rows, decomposition, failed = [], [], 0
     for pair in pairs:
         session = sessions.session(pair.model, adapter=args.adapter or pair.side.adapter)
+
+        def on_unit(summary: UnitSummary, condition: str, n: int, pair: CurvePair = pair) -> None:
+            log_eval_unit(tracker, summary, pair.task, sessions.spec(pair.model),
+                          name=f"demo curve {summary.csv.stem}",
+                          params={"study": "demo_curves", "condition": condition, "n_demos": n,
+                                  "program_file": pair.program.name})
+
         rows, decomp, n_failed = curve_pair(pair, session, data.get(pair.task), args.limit or None, args.max_demos,
                                             results_dir, force=args.force,
-                                            allow_version_mismatch=args.allow_version_mismatch, run_ctx=ctx)
+                                            allow_version_mismatch=args.allow_version_mismatch, run_ctx=ctx,
+                                            repeats=args.repeats, on_unit=on_unit if tracker.enabled else None)
         curve_rows += rows
         failed += n_failed
         if decomp is not None:

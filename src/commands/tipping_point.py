@@ -13,11 +13,13 @@ from src.optimization.presets import preset
 from src.registry import load_config
 from src.registry.protocol import DEFAULT_EVAL_LIMIT, STUDY_SEEDS
 from src.results.ledger import ledger_append
+from src.results.naming import tipping_checkpoint
 from src.results.provenance import run_context
 from src.studies.tipping_point.analyzer import analyze
 from src.studies.tipping_point.runner import DEFAULT_NS, run_cell
 from src.tasks import get_task, resolve_task_keys
 from src.tasks.splits import optimization_sets
+from src.tracking.units import log_tipping_cell
 
 
 def _ints(value: str, flag: str) -> list[int]:
@@ -43,6 +45,8 @@ Every (model, task, n, seed) is a checkpoint file; a killed run resumes from the
     p.add_argument("--preset", default="quick", help="train/dev sizes and candidate count (see run_optimization)")
     p.add_argument("--candidates", type=common.whole_number(1), default=None,
                    help="random-search candidate programs per cell")
+    common.add_repeats(p)
+    common.add_mlflow(p)
     args = p.parse_args()
     if not args.models:
         raise UserError("--models is required")
@@ -60,8 +64,9 @@ Every (model, task, n, seed) is a checkpoint file; a killed run resumes from the
     candidates = args.candidates or budget.bootstrap_rs["num_candidate_programs"]
     results_dir = common.results_dir(args, config)
     cells = len(models) * len(tasks) * (int(0 in ns) + len([n for n in ns if n > 0]) * len(seeds))
+    times = f" x {args.repeats} attempts" if args.repeats > 1 else ""
     print(f"tipping point: {len(models)} model(s) x {len(tasks)} task(s), n = {ns}, seeds {seeds}: {cells} cells, "
-          f"{candidates} candidate programs each, eval limit {args.limit or 'all'}")
+          f"{candidates} candidate programs each, eval limit {args.limit or 'all'}{times}")
     data = DataCache(config, args.data)
     optimized_cells = len([n for n in ns if n > 0]) * len(seeds)
     lines: list[spend.Line] = []
@@ -73,13 +78,15 @@ Every (model, task, n, seed) is a checkpoint file; a killed run resumes from the
             except UserError:
                 continue  # the run reports it per (model, task)
             lines += spend.tipping_lines(results_dir, sessions.spec(m), sessions.spec(args.teacher or m), task, train,
-                                         len(dev), td.eval_subset(args.limit or None), optimized_cells, budget)
+                                         len(dev), td.eval_subset(args.limit or None), optimized_cells, budget,
+                                         repeats=args.repeats)
     spend.check(args.max_cost, lines, dry_run=args.dry_run)
     if args.dry_run:
         return 0
     sessions.preflight(models + ([args.teacher] if args.teacher else []), max_tokens=budget.max_tokens,
                        capped=models)
     ctx = run_context()
+    tracker = common.tracker(args, results_dir)
     teacher = sessions.session(args.teacher) if args.teacher else None
     failed = 0
     for m in models:
@@ -97,9 +104,15 @@ Every (model, task, n, seed) is a checkpoint file; a killed run resumes from the
                 for seed in ([None] if n == 0 else seeds):
                     label = f"{m} x {task.key} n={n} seed={seed}"
                     try:
-                        run_cell(task, td, examples, student, teacher or student, n, seed, train, dev, candidates,
-                                 results_dir, args.force, ctx)
-                        ledger_append(label, "ran")
+                        # --mlflow: each cell one run, DSPy's autolog on around its compile (as an optimization unit)
+                        with tracker.optimization_run(f"tipping point {label}", {
+                                "study": "tipping_point", "model": m, "task": task.key, "n": n, "seed": seed,
+                                "teacher": args.teacher or m, "candidates": candidates, "preset": budget.name}):
+                            _, status = run_cell(task, td, examples, student, teacher or student, n, seed, train, dev,
+                                                 candidates, results_dir, args.force, ctx, repeats=args.repeats)
+                            log_tipping_cell(tracker, tipping_checkpoint(results_dir, m, task.key, n, seed), task,
+                                             status)
+                        ledger_append(label, "reused" if status == "reused" else "ran")
                     except UserError as exc:
                         failed += 1
                         ledger_append(label, "failed", str(exc))

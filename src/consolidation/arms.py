@@ -6,6 +6,7 @@ import dataclasses
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from src.consolidation.inputs import TaskInfo, Unit
 from src.results.record import record_score
@@ -46,6 +47,18 @@ def _seed(base: int, label: str) -> int:
     return (base * 1_000_003 + zlib.crc32(label.encode())) % (2**32)
 
 
+def metric_for(task: TaskInfo | Any, repeated: bool) -> Metric:
+    """The metric an arm's statistics use (`task`: anything with binary, aggregate, mean_aggregate). Without
+    repeats, the task's own. With repeats (any arm compared evaluated k > 1 times) the mean of per-example mean
+    scores, whose interval is a bootstrap over examples (each carrying its k attempts: a cluster bootstrap, so it
+    reflects the variance between examples and between repeats) and whose paired test is a permutation test of
+    per-example means. The demo-curve and tipping-point studies use the same rule (src.studies.attempts)."""
+    if repeated:
+        return Metric(False, lambda scores: sum(s.score for s in scores) / len(scores) if scores else
+                      float("nan"), True)
+    return Metric(bool(task.binary), task.aggregate, bool(task.mean_aggregate))
+
+
 @dataclass(frozen=True)
 class ArmStatistics:
     """Arm scores and paired comparisons under one resampling budget and seed."""
@@ -55,14 +68,7 @@ class ArmStatistics:
     seed: int
 
     def _metric(self, task: str, *units: Unit) -> Metric:
-        """The task's metric; with repeats (any unit k > 1) the mean of per-example mean scores, whose interval is
-        a bootstrap over examples (each carrying its k attempts: a cluster bootstrap, so it reflects the variance
-        between examples and between repeats) and whose paired test is a permutation test of per-example means."""
-        ti = self.tinfo[task]
-        if any(u.repeats > 1 for u in units):
-            return Metric(False, lambda scores: sum(s.score for s in scores) / len(scores) if scores else
-                          float("nan"), True)
-        return Metric(ti.binary, ti.aggregate, ti.mean_aggregate)
+        return metric_for(self.tinfo[task], any(u.repeats > 1 for u in units))
 
     def arm(self, u: Unit, ids: Collection[str] | None = None) -> ArmStat:
         """The arm's corpus score with its 95% interval, on all its examples or only on `ids` (a held-out half)."""

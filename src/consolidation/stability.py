@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from src.consolidation.inputs import ArmKey, Inputs, Unit
+from src.consolidation.inputs import ArmKey, Inputs, TaskInfo, Unit
 from src.results.record import record_score
 from src.stats import core as stats
 
@@ -44,8 +45,9 @@ def _sd(xs: list[float]) -> float:
     return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
-def stability_of(u: Unit, inputs: Inputs, n_boot: int, seed: int) -> Stability:
-    ti = inputs.tinfo[u.task]
+def stability_of(u: Unit, ti: TaskInfo | Any, n_boot: int, seed: int) -> Stability:
+    """One arm's stability; `ti` is its task (anything with binary and aggregate: consolidation's TaskInfo, or a
+    Task when the demo-curve and tipping-point studies ask about one of their points)."""
     groups = list(u.by_attempts.values())
     means = [sum(r.score for r in g) / len(g) for g in groups]
     lo, hi = stats.bootstrap_ci(means, n_boot=n_boot, seed=seed)
@@ -70,4 +72,4 @@ def stability_of(u: Unit, inputs: Inputs, n_boot: int, seed: int) -> Stability:
 
 def stability(inputs: Inputs, n_boot: int, seed: int) -> dict[ArmKey, Stability]:
     """Every arm recorded with more than one attempt per example."""
-    return {k: stability_of(u, inputs, n_boot, seed) for k, u in inputs.unit.items() if u.repeats > 1}
+    return {k: stability_of(u, inputs.tinfo[u.task], n_boot, seed) for k, u in inputs.unit.items() if u.repeats > 1}

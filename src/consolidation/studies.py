@@ -80,13 +80,16 @@ class StudyFiles:
         else:
             s.blocks.append(Plot("demo_curves", "Score vs number of demos, one plot per model × task (band = 95% "
                                                 "CI from the curve file)."))
+            curves = self.curves or []
+            spread = _has_repeats(curves)
             rows = [[r.get("model", ""), r.get("task", ""), r.get("condition", ""), compact(r.get("n_demos")),
                      _score(r.get("score")), _interval(r.get("ci_low"), r.get("ci_high")),
                      compact(r.get("n_examples")), compact(r.get("n_errors")), _points(r.get("phase1_delta"))]
-                    for r in self.curves or []]
+                    + (_spread(r) if spread else []) for r in curves]
             s.blocks.append(Table(["model", "task", "condition", "n demos", "score", "95% CI", "n", "errors",
-                                   "phase-1 delta (pts)"], rows, text_cols=3,
-                                  caption="Correction family: none (scores with intervals, no tests)."))
+                                   "phase-1 delta (pts)"] + (SPREAD_HEADERS if spread else []), rows, text_cols=3,
+                                  caption="Correction family: none (scores with intervals, no tests)."
+                                          + (REPEATS_NOTE if spread else "")))
         if self.decomposition:
             rows = [[r.get("model", ""), r.get("task", ""), compact(r.get("k")), _score(r.get("baseline")),
                      _score(r.get("score_n0")), _score(r.get("score_nk")),
@@ -125,15 +128,37 @@ class StudyFiles:
         if self.tipping_curve:
             s.blocks.append(Plot("tipping_curves", "Score vs optimization examples (mean over seeds; band = 95% "
                                                    "CI)."))
+            spread = _has_repeats(self.tipping_curve)
             table = [[r.get("model", ""), r.get("task", ""), compact(r.get("n")), compact(r.get("seeds")),
                       f"{_score(r.get('score'))} {_interval(r.get('ci_low'), r.get('ci_high'))}".strip(),
                       _effect(r, "delta", "delta_ci_low", "delta_ci_high", "p") if r.get("delta") else "–",
                       r.get("verdict", "") or "–", compact(r.get("optimization_calls"))]
-                     for r in self.tipping_curve]
+                     + (_spread(r) if spread else []) for r in self.tipping_curve]
             s.blocks.append(Table(["model", "task", "n", "seeds", "score [95% CI]", "lift vs n=0", "verdict",
-                                   "optimization LM calls"], table, text_cols=2, left=(6,),
-                                  caption="Correction family: " + _family(self.tipping_curve) + "."))
+                                   "optimization LM calls"] + (SPREAD_HEADERS if spread else []), table,
+                                  text_cols=2, left=(6,),
+                                  caption="Correction family: " + _family(self.tipping_curve) + "."
+                                          + (REPEATS_NOTE + " The run-to-run sd pools the seeds of a point."
+                                             if spread else "")))
         return s
+
+
+SPREAD_HEADERS = ["repeats", "run-to-run sd (pts)", "agreement"]
+REPEATS_NOTE = (" With repeats: each example is scored by the mean of its attempts, the 95% CI is a bootstrap over "
+                "examples carrying all their attempts (examples and repeats), tests are paired on per-example means; "
+                "run-to-run sd = the sd of the corpus score across repeat indices; agreement = share of examples "
+                "whose attempts all agree.")
+
+
+def _has_repeats(rows: Rows) -> bool:
+    """Does a curve file hold points evaluated with --repeats (columns added then; older files have none)?"""
+    return any((_float(r.get("repeats")) or 1) > 1 for r in rows)
+
+
+def _spread(r: dict[str, str]) -> list[str]:
+    sd, agree = _float(r.get("run_sd")), _float(r.get("agreement"))
+    return [compact(r.get("repeats")) or "1", "–" if sd is None else pct(sd),
+            "–" if agree is None else f"{pct(agree)}%"]
 
 
 def _family(rows: Rows) -> str:

@@ -373,4 +373,6 @@ class TippingCheckpoint(Sidecar):
     compile_cost: dict[str, Any] = field(default_factory=dict)
     wall_s: float | None = None
     schema_version: int = 1
+    repeats: int = 1  # attempts per eval example (--repeats); a larger k extends the cell's evaluation
+    program_state: dict[str, Any] = field(default_factory=dict)  # the compiled program (what a larger k evaluates)
     extra: dict[str, Any] = field(default_factory=dict)

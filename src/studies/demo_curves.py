@@ -8,6 +8,10 @@ accumulate pairs across runs.
 The best n is chosen on a seeded half of the eval examples and reported (best_score, and its paired lift over the
 baseline with CI and p) on the other half only (stats.selection): choosing and testing on the same examples would
 overstate it.
+
+With --repeats k every condition answers each example k times (the stage runners' mechanism: EvalUnit.repeats,
+one LM per attempt); each point is then the mean of per-example means with a cluster-bootstrap interval, the
+effects are paired on per-example means, and each point reports its run-to-run spread (src.studies.attempts).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import csv
 import io
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import dspy
 
 from src.errors import UserError
-from src.evaluation.unit import EvalUnit, run_unit
+from src.evaluation.unit import EvalUnit, UnitSummary, run_unit
 from src.optimization.programs import load_program
-from src.results.files import atomic_write_text, csv_float, read_csv
+from src.results.files import atomic_write_text, csv_float
 from src.results.ledger import ledger_append
 from src.results.naming import (
     demo_curve_arm,
@@ -38,10 +42,10 @@ from src.results.naming import (
     result_csv,
     sidecar_path,
 )
-from src.results.record import record_score
 from src.results.schema import ProgramMeta
-from src.stats.comparison import Metric, paired_delta, score_interval
+from src.stats.comparison import paired_delta, score_interval
 from src.stats.selection import choose_best, selection_split
+from src.studies.attempts import SPREAD_COLUMNS, Point, load_point, point_metric, spread_cells
 
 if TYPE_CHECKING:
     from src.backends.session import ModelSession
@@ -50,12 +54,12 @@ if TYPE_CHECKING:
     from src.tasks.splits import TaskData
 
 CURVE_COLUMNS = ["model", "task", "condition", "n_demos", "score", "ci_low", "ci_high", "n_examples", "n_errors",
-                 "elapsed_s", "phase1_delta"]
+                 "elapsed_s", "phase1_delta", *SPREAD_COLUMNS, "run_scores"]
 DECOMPOSITION_COLUMNS = ["model", "task", "k", "baseline", "score_n0", "score_nk", "instruction_effect",
                          "instruction_ci_low", "instruction_ci_high", "instruction_p", "demo_effect", "demo_ci_low",
                          "demo_ci_high", "demo_p", "best_n", "best_score", "n_examples", "best_n_selected_on",
                          "best_tested_on", "best_vs_baseline", "best_vs_baseline_ci_low", "best_vs_baseline_ci_high",
-                         "best_vs_baseline_p"]
+                         "best_vs_baseline_p", "repeats"]
 
 
 @dataclass
@@ -100,15 +104,16 @@ def with_first_demos(program: dspy.Module, n: int) -> dspy.Module:
 
 
 def phase1_delta(results_dir: Path, spec: ModelSpec, task: Task) -> tuple[float | None, str | None]:
-    """The optimized - baseline delta from phase 1 on shared examples, and its verdict (None if not run)."""
+    """The optimized - baseline delta from phase 1 on shared examples (per-example means when they were run with
+    repeats), and its verdict (None if not run)."""
     base = result_csv(results_dir, prefix_for(spec), "baseline", task.key, spec.key)
     opt = result_csv(results_dir, prefix_for(spec), "optimized", task.key, spec.key)
     if not (base.is_file() and opt.is_file()):
         return None, None
-    a = {r.example_id: r for r in read_csv(base)}
-    b = {r.example_id: r for r in read_csv(opt)}
-    shared = [i for i in a if i in b]
-    d = paired_delta([record_score(a[i]) for i in shared], [record_score(b[i]) for i in shared], Metric.of(task))
+    a = load_point(base, "baseline", spec.key, task)
+    b = load_point(opt, "optimized", spec.key, task)
+    shared = [i for i in a.scores if i in b.scores]
+    d = paired_delta([a.scores[i] for i in shared], [b.scores[i] for i in shared], point_metric(task, a, b))
     return d.delta, d.verdict
 
 
@@ -138,9 +143,11 @@ def select_pairs(specs: list[ModelSpec], tasks: list[Task], results_dir: Path, o
 
 
 def curve_pair(pair: CurvePair, session: ModelSession, data: TaskData, limit: int | None, max_demos: int | None,
-               results_dir: Path, *, force: bool, allow_version_mismatch: bool,
-               run_ctx: dict[str, Any]) -> tuple[list[list[Any]], list[Any] | None, int]:
-    """Evaluate one pair's conditions (baseline, then n = 0..k demos); (curve rows, decomposition row, failures)."""
+               results_dir: Path, *, force: bool, allow_version_mismatch: bool, run_ctx: dict[str, Any],
+               repeats: int = 1, on_unit: Callable[[UnitSummary, str, int], None] | None = None,
+               ) -> tuple[list[list[Any]], list[Any] | None, int]:
+    """Evaluate one pair's conditions (baseline, then n = 0..k demos), each example `repeats` times; (curve rows,
+    decomposition row, failures). `on_unit` (--mlflow) is told of every condition's unit as it ends."""
     task, m = pair.task, pair.model
     out_dir = demo_curves_dir(results_dir)
     examples = data.eval_subset(limit)
@@ -151,8 +158,7 @@ def curve_pair(pair: CurvePair, session: ModelSession, data: TaskData, limit: in
                                                                       {"kind": "baseline"})]
     conditions += [("optimized_instructions", n, with_first_demos(optimized, n), {**info, "n_demos": n})
                    for n in range(k + 1)]
-    scores_by_cond: dict[tuple[str, int], dict[str, Any]] = {}
-    metric = Metric.of(task)
+    points: dict[tuple[str, int], Point] = {}
     rows: list[list[Any]] = []
     failed = 0
     for cond, n, program, pinfo in conditions:
@@ -160,32 +166,38 @@ def curve_pair(pair: CurvePair, session: ModelSession, data: TaskData, limit: in
         csv_path = result_csv(out_dir / "units", prefix_for(session.spec), arm, task.key, m)
         t0 = time.time()
         try:
-            summary = run_unit(EvalUnit(arm, task, data, examples, program, csv_path, pinfo), session,
-                               results_dir=out_dir, force=force, run_ctx=run_ctx)
+            summary = run_unit(EvalUnit(arm, task, data, examples, program, csv_path, pinfo, repeats=repeats),
+                               session, results_dir=out_dir, force=force, run_ctx=run_ctx)
         except UserError as exc:
             print(f"  {m} x {task.key} {arm}: FAILED: {exc}", file=sys.stderr)
             ledger_append(f"{m} x {task.key} {arm}", "failed", str(exc))
             failed += 1
+            if on_unit is not None:
+                on_unit(UnitSummary(csv=csv_path, status="failed", message=str(exc), wall_s=time.time() - t0), cond, n)
             continue
         ledger_append(f"{m} x {task.key} {arm}", summary.status)
-        recs = {r.example_id: r for r in read_csv(csv_path)}
-        ordered = [recs[ex.id] for ex in examples if ex.id in recs]
-        scores_by_cond[(cond, n)] = {r.example_id: record_score(r) for r in ordered}
-        iv = score_interval([record_score(r) for r in ordered], metric)
+        if on_unit is not None:
+            on_unit(summary, cond, n)
+        point = points[(cond, n)] = load_point(csv_path, arm, m, task, [ex.id for ex in examples])
+        iv = score_interval(list(point.scores.values()), point_metric(task, point))
+        st = point.stability
         rows.append([m, task.key, cond, n, csv_float(iv.value), csv_float(iv.lo), csv_float(iv.hi), iv.n,
-                     sum(1 for r in ordered if r.error), f"{time.time() - t0:.1f}", csv_float(pair.phase1_delta)])
-        print(f"  {m} x {task.key} {cond} n={n}: {iv.value:.3f} [{iv.lo:.3f}, {iv.hi:.3f}] ({summary.status})",
+                     sum(1 for r in point.unit.attempts if r.error), f"{time.time() - t0:.1f}",
+                     csv_float(pair.phase1_delta), *spread_cells([st], point.repeats),
+                     " ".join(csv_float(x) for x in st.run_scores) if st else ""])
+        spread = f"; run-to-run sd {st.run_sd:.3f} over {st.k} repeats" if st else ""
+        print(f"  {m} x {task.key} {cond} n={n}: {iv.value:.3f} [{iv.lo:.3f}, {iv.hi:.3f}]{spread} ({summary.status})",
               file=sys.stderr)
-    base = scores_by_cond.get(("baseline", 0))
-    n0 = scores_by_cond.get(("optimized_instructions", 0))
-    nk = scores_by_cond.get(("optimized_instructions", k))
-    if not (base and n0 and nk):
+    if not all(c in points for c in (("baseline", 0), ("optimized_instructions", 0), ("optimized_instructions", k))):
         return rows, None, failed
+    metric = point_metric(task, *points.values())  # per-example means for every effect when any point has repeats
+    base, n0, nk = (points[c].scores for c in (("baseline", 0), ("optimized_instructions", 0),
+                                               ("optimized_instructions", k)))
     ids = [ex.id for ex in examples if ex.id in base and ex.id in n0 and ex.id in nk]
     instr = paired_delta([base[i] for i in ids], [n0[i] for i in ids], metric)
     demo = paired_delta([n0[i] for i in ids], [nk[i] for i in ids], metric)
-    curve = {n: scores_by_cond[("optimized_instructions", n)] for n in range(k + 1)
-             if ("optimized_instructions", n) in scores_by_cond}
+    curve = {n: points[("optimized_instructions", n)].scores for n in range(k + 1)
+             if ("optimized_instructions", n) in points}
     select_ids, test_ids = selection_split(ids)
     best_n = choose_best(curve, select_ids, metric.aggregate)
     if best_n is None:  # too few examples to halve: the choice cannot be made honestly
@@ -201,7 +213,8 @@ def curve_pair(pair: CurvePair, session: ModelSession, data: TaskData, limit: in
           f"({instr.verdict}); demo effect {demo.delta:+.3f} [{demo.lo:+.3f}, {demo.hi:+.3f}] "
           f"({demo.verdict}); best n = {best_n if best_n is not None else '-'} (chosen on half of the examples, "
           f"scored on the other half)")
-    return rows, [m, task.key, k, *map(csv_float, numbers), *best_cells[:2], len(ids), *best_cells[2:]], failed
+    reps = max(p.repeats for p in points.values())
+    return rows, [m, task.key, k, *map(csv_float, numbers), *best_cells[:2], len(ids), *best_cells[2:], reps], failed
 
 
 def merge_write(path: Path, columns: list[str], rows: list[list[Any]], key: tuple[int, ...]) -> None:

@@ -113,13 +113,24 @@ class Tracker:
             return None
         mlflow = self._mlflow
         with mlflow.start_run(run_name=scrub(name)) as run:
-            mlflow.log_params({k: scrub(str(v))[:6000] for k, v in params.items() if v is not None})
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and float(v) == float(v)})
-            mlflow.set_tags({k: scrub(str(v)) for k, v in (tags or {}).items()})
-            for path in files:
-                if path.is_file():
-                    mlflow.log_artifact(str(path))
+            self.log_active(params, metrics, files, tags)
             return run.info.run_id
+
+    def log_active(self, params: dict[str, Any], metrics: dict[str, float], files: list[Path],
+                   tags: dict[str, str] | None = None) -> None:
+        """Into the active run (log_unit's own, or an optimization_run): parameters it does not hold yet, metrics
+        (missing values left out), tags, files as artifacts (inside an optimization_run they are scrubbed copies)."""
+        if not self.enabled:
+            return
+        mlflow = self._mlflow
+        run = mlflow.active_run()
+        held = mlflow.get_run(run.info.run_id).data.params if run is not None else {}
+        mlflow.log_params({k: scrub(str(v))[:6000] for k, v in params.items() if v is not None and k not in held})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and float(v) == float(v)})
+        mlflow.set_tags({k: scrub(str(v)) for k, v in (tags or {}).items()})
+        for path in files:
+            if path.is_file():
+                mlflow.log_artifact(str(path))
 
     @contextlib.contextmanager
     def optimization_run(self, name: str, params: dict[str, Any]) -> Iterator[None]:

@@ -1,5 +1,9 @@
 """What an evaluation unit logs to MLflow: its identity and settings as parameters, its score with the 95% interval
-(Wilson or bootstrap, as consolidation computes it), counts, tokens and $ as metrics, and its CSV and sidecar."""
+(Wilson or bootstrap, as consolidation computes it), counts, tokens and $ as metrics, and its CSV and sidecar.
+
+The studies' units follow the same conventions: a demo-curve condition is an evaluation unit (params `study`,
+`condition`, `n_demos` added); a tipping-point cell is one run around its compile (DSPy's autolog, as an
+optimization unit) and its evaluation, with the compile's cost as metrics and its checkpoint as an artifact."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from src.results.files import read_csv
 from src.results.naming import meta_path
 from src.results.record import record_score
-from src.results.schema import UnitMeta
+from src.results.schema import TippingCheckpoint, UnitMeta
 from src.stats.comparison import Metric, score_interval
 from src.tracking.mlflow_log import Tracker
 
@@ -42,17 +46,43 @@ def unit_metrics(csv_path: Path, task: Task) -> dict[str, float]:
             "cost_usd": float(sum(r.cost_usd for r in recs)), "cache_hits": float(sum(r.cache_hit for r in recs))}
 
 
-def log_eval_unit(tracker: Tracker, summary: UnitSummary, task: Task, spec: ModelSpec) -> str | None:
-    """One finished (or stopped, or failed) evaluation unit as one MLflow run."""
-    if not tracker.enabled:
-        return None
-    side = meta_path(summary.csv)
+def _unit_params(csv_path: Path, task: Task, model: str) -> tuple[dict[str, Any], Path]:
+    """An evaluation unit's parameters (its identity header and settings, from its sidecar) and the sidecar."""
+    side = meta_path(csv_path)
     meta = UnitMeta.read(side) if side.is_file() else UnitMeta()
-    params: dict[str, Any] = {**meta.unit, "model": spec.key, "task": task.key, "metric": task.spec.metric,
+    params: dict[str, Any] = {**meta.unit, "model": model, "task": task.key, "metric": task.spec.metric,
                               "repeats": meta.repeats, "concurrency": meta.concurrency}
     if meta.spend:
         params["max_cost_usd"] = meta.spend.get("max_cost_usd")
+    return params, side
+
+
+def log_eval_unit(tracker: Tracker, summary: UnitSummary, task: Task, spec: ModelSpec, *, name: str | None = None,
+                  params: dict[str, Any] | None = None) -> str | None:
+    """One finished (or stopped, or failed) evaluation unit as one MLflow run (named after its CSV unless `name`;
+    `params` add to its identity, e.g. a study's condition)."""
+    if not tracker.enabled:
+        return None
+    unit_params, side = _unit_params(summary.csv, task, spec.key)
     metrics = unit_metrics(summary.csv, task) if summary.csv.is_file() else {}
     metrics["wall_s"] = summary.wall_s
-    return tracker.log_unit(summary.csv.stem, params, metrics, [summary.csv, side],
+    return tracker.log_unit(name or summary.csv.stem, {**unit_params, **(params or {})}, metrics, [summary.csv, side],
                             {"status": summary.status, "message": summary.message[:500]})
+
+
+def log_tipping_cell(tracker: Tracker, ckpt_path: Path, task: Task, status: str) -> None:
+    """Inside a tipping-point cell's run (the command opens it with Tracker.optimization_run around the cell): the
+    evaluation's identity and settings (the checkpoint header first), its score with the interval (per-example
+    means with repeats), the compile's LM calls, tokens and $, the cell's wall time; the evaluation CSV, its sidecar
+    and the checkpoint (the compiled program) as artifacts."""
+    if not tracker.enabled:
+        return
+    ck = TippingCheckpoint.read(ckpt_path)
+    csv_path = Path(ck.csv)
+    unit_params, side = _unit_params(csv_path, task, str(ck.header.get("model", "")))
+    params = {**unit_params, **ck.header, "study": "tipping_point", "repeats": ck.repeats}
+    metrics = unit_metrics(csv_path, task) if csv_path.is_file() else {}
+    metrics.update({f"compile_{k}": ck.compile_cost.get(k) for k in ("lm_calls", "input_tokens", "output_tokens",
+                                                                      "cost_usd")})
+    metrics["wall_s"] = ck.wall_s
+    tracker.log_active(params, metrics, [csv_path, side, ckpt_path], {"status": status})

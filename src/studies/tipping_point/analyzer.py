@@ -4,7 +4,12 @@ the regime; writes results/tipping_point/curve.csv and summary.csv (which the co
 Multiplicity: a pair is tested at every n > 0, so its p-values are Holm-corrected within the pair (the family is the
 pair's n values; column `correction` says so); a verdict, the smallest significant n and the regime all use the
 corrected p. Selection: the best n is chosen on a seeded half of the eval examples (stats.selection) and its
-score, lift, CI and p are measured on the other half only (columns best_n_selected_on / best_tested_on)."""
+score, lift, CI and p are measured on the other half only (columns best_n_selected_on / best_tested_on).
+
+Repeats: cells evaluated with --repeats k hold k attempts per example; an example's score is then the mean over its
+attempts (and over seeds), every interval a bootstrap over examples carrying all their attempts (a cluster
+bootstrap) and every test a permutation test of per-example means (src.studies.attempts, consolidation's rule).
+Each point reports its run-to-run spread (repeats, run_sd pooled over the point's seeds, agreement)."""
 
 from __future__ import annotations
 
@@ -17,22 +22,23 @@ from pathlib import Path
 from src.errors import UserError
 from src.registry import Config
 from src.registry.protocol import ALREADY_SOLVED_ABOVE, TOO_HARD_BELOW
-from src.results.files import atomic_write_text, csv_float, read_csv
-from src.results.naming import tipping_dir
-from src.results.record import record_score
+from src.results.files import atomic_write_text, csv_float
+from src.results.naming import tipping_arm, tipping_dir
 from src.results.schema import TippingCheckpoint
 from src.stats.comparison import Metric, paired_delta, score_interval
 from src.stats.selection import choose_best, holm_within, selection_split
+from src.studies.attempts import SPREAD_COLUMNS, Point, load_point, point_metric, spread_cells
 from src.studies.tipping_point.regimes import classify_regime
 from src.tasks import get_task
 from src.tasks.example import Score
 
 CURVE_COLUMNS = ["model", "task", "n", "seeds", "score", "ci_low", "ci_high", "delta", "delta_ci_low",
-                 "delta_ci_high", "p", "verdict", "n_examples", "optimization_calls", "p_holm", "correction"]
+                 "delta_ci_high", "p", "verdict", "n_examples", "optimization_calls", "p_holm", "correction",
+                *SPREAD_COLUMNS]
 SUMMARY_COLUMNS = ["model", "task", "regime", "baseline", "baseline_ci_low", "baseline_ci_high", "best_n",
                    "best_score", "smallest_significant_n", "lift_at_best", "lift_ci_low", "lift_ci_high",
                    "p_at_best", "n_values", "seeds", "n_examples", "too_hard_below", "already_solved_above",
-                   "correction", "best_n_selected_on", "best_tested_on"]
+                   "correction", "best_n_selected_on", "best_tested_on", "repeats"]
 
 
 def _seed_mean(per_seed: list[dict[str, Score]], ids: list[str]) -> list[Score]:
@@ -65,15 +71,18 @@ def analyze(results_dir: Path, config: Config) -> Path:
     curve_rows, summary_rows = [], []
     for (model, task_key), cks in sorted(cells.items()):
         task = get_task(task_key, config)
-        metric = Metric.of(task)
-        # Seed-averaged per-example scores are no longer 0/1: test them as continuous values.
-        averaged = Metric(False, task.aggregate, metric.mean_aggregate)
         by_n: dict[int, list[dict[str, Score]]] = defaultdict(list)
+        cells_at: dict[int, list[Point]] = defaultdict(list)
         calls: dict[int, int] = defaultdict(int)
         for ck in cks:
-            recs = read_csv(Path(ck.csv))
-            by_n[ck.n].append({r.example_id: record_score(r) for r in recs})
+            point = load_point(Path(ck.csv), tipping_arm(ck.n, ck.seed), model, task)
+            by_n[ck.n].append(point.scores)
+            cells_at[ck.n].append(point)
             calls[ck.n] += int(ck.compile_cost.get("lm_calls") or 0)
+        # The task's metric; with repeats in any cell, the per-example-mean rule for the whole pair.
+        metric = point_metric(task, *(p for ps in cells_at.values() for p in ps))
+        # Seed-averaged per-example scores are no longer 0/1: test them as continuous values.
+        averaged = Metric(False, metric.aggregate, metric.mean_aggregate)
         if 0 not in by_n:
             continue  # no baseline yet (run interrupted before n = 0)
         base = by_n[0][0]
@@ -90,6 +99,7 @@ def analyze(results_dir: Path, config: Config) -> Path:
             if n:
                 deltas[n] = paired_delta(base_scores, avg, m_n)
             rows.append((n, len(runs), iv))
+        reps = {n: max(p.repeats for p in ps) for n, ps in cells_at.items()}
         family = f"Holm over this pair's {len(deltas)} n value(s)" if deltas else ""
         corrected = holm_within({n: (d.delta, d.lo, d.hi, d.p) for n, d in deltas.items()})
         for n, seeds, iv in rows:
@@ -97,7 +107,7 @@ def analyze(results_dir: Path, config: Config) -> Path:
             d_cells = [d.delta, d.lo, d.hi, d.p] if d else [None] * 4
             curve_rows.append([model, task_key, n, seeds, *map(csv_float, [iv.value, iv.lo, iv.hi, *d_cells]),
                                c.verdict if c else "", len(ids), calls[n], csv_float(c.p_adjusted if c else None),
-                               family if c else ""])
+                               family if c else "", *spread_cells([p.stability for p in cells_at[n]], reps[n])])
         regime, smallest = classify_regime(biv.value, {n: c.verdict for n, c in corrected.items()})
         # Best n: chosen on one half of the examples, reported on the other (no winner's curse).
         select_ids, test_ids = selection_split(ids)
@@ -114,7 +124,8 @@ def analyze(results_dir: Path, config: Config) -> Path:
                              "" if best_n is None else best_n, b_score, "" if smallest is None else smallest,
                              lift, lift_lo, lift_hi, p_best, json.dumps(sorted(by_n)),
                              max(len(v) for k, v in by_n.items() if k) if len(by_n) > 1 else 0, len(ids),
-                             TOO_HARD_BELOW, ALREADY_SOLVED_ABOVE, family, selected_on, tested_on])
+                             TOO_HARD_BELOW, ALREADY_SOLVED_ABOVE, family, selected_on, tested_on,
+                             max(reps.values())])
     _write(root / "curve.csv", CURVE_COLUMNS, curve_rows)
     _write(root / "summary.csv", SUMMARY_COLUMNS, summary_rows)
     for r in summary_rows:

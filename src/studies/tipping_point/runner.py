@@ -2,6 +2,10 @@
 
 Every (model, task, n, seed) is a checkpoint file; a killed run resumes from them. n = 0 is the unoptimized program
 (no demos to search over), evaluated once.
+
+With --repeats k each cell's evaluation answers every example k times (the stage runners' mechanism:
+EvalUnit.repeats, one LM per attempt). k is not part of the cell's identity: the checkpoint keeps the compiled
+program, so a larger k later evaluates the missing attempts of the same program without compiling again.
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ def compile_n(task: Task, trainset: list[dspy.Example], valset: list[dspy.Exampl
 
 def run_cell(task: Task, data: TaskData, examples: list[TaskExample], student: ModelSession, teacher: ModelSession,
              n: int, seed: int | None, train: list[TaskExample], dev: list[TaskExample], candidates: int,
-             results_dir: Path, force: bool, ctx: dict[str, Any]) -> TippingCheckpoint:
-    """One (model, task, n, seed) cell: compile (n > 0), evaluate on eval, write the checkpoint."""
+             results_dir: Path, force: bool, ctx: dict[str, Any], repeats: int = 1) -> tuple[TippingCheckpoint, str]:
+    """One (model, task, n, seed) cell: compile (n > 0), evaluate on eval (`repeats` attempts per example), write the
+    checkpoint; (checkpoint, status: ran | reused | extended). A checkpointed cell is reused; one evaluated with
+    fewer attempts is extended with its own program."""
     model = student.spec.key
     ckpt = tipping_checkpoint(results_dir, model, task.key, n, seed)
     arm = tipping_arm(n, seed)
@@ -58,21 +64,27 @@ def run_cell(task: Task, data: TaskData, examples: list[TaskExample], student: M
               "eval_fingerprint": data.provenance["eval_fingerprint"], "n_eval": len(examples),
               "adapter": student.adapter_name}
     prior = TippingCheckpoint.read_optional(ckpt)
-    if claim(prior.header if prior else None, header, [ckpt, *unit_files(csv_path)],
-             results_dir=tipping_dir(results_dir), force=force, what=ckpt, on_stale=REFUSE, evidence=[ckpt]) \
-            and prior is not None:
+    if not claim(prior.header if prior else None, header, [ckpt, *unit_files(csv_path)],
+                 results_dir=tipping_dir(results_dir), force=force, what=ckpt, on_stale=REFUSE, evidence=[ckpt]):
+        prior = None
+    if prior is not None and prior.repeats >= repeats:
         print(f"  {model} x {task.key} n={n} seed={seed}: reused checkpoint", file=sys.stderr)
-        return prior
+        return prior, "reused"
     t0 = time.time()
     before = {s.spec.key: s.lm.meter.snapshot() for s in (student, teacher)}
     if n == 0:
         program = task.program()
-    else:
+    elif prior is not None and prior.program_state:  # more attempts of the program the cell compiled
+        program = task.program()
+        program.load_state(prior.program_state)
+    else:  # a new cell, or a checkpoint from before programs were kept: compile (seeded; its evaluation is
+        # replaced below if the program comes out different)
         program = compile_n(task, [to_dspy(ex) for ex in train], [to_dspy(ex) for ex in dev], student, teacher,
                             n, seed, candidates)
-    compile_cost = meter_delta(before, [student, teacher])
+    compile_cost = prior.compile_cost if prior is not None else meter_delta(before, [student, teacher])
     unit = EvalUnit(arm, task, data, examples, program, csv_path,
-                    {"kind": "tipping_point", "n": n, "seed": seed, "program_sha": program_sha(program)})
+                    {"kind": "tipping_point", "n": n, "seed": seed, "program_sha": program_sha(program)},
+                    repeats=repeats)
     # The cell owns its evaluation: one left by another program (a run killed between compiling and
     # checkpointing whose recompiled program differs) belongs to no checkpoint and is replaced.
     summary = run_unit(unit, student, results_dir=tipping_dir(results_dir), force=False, run_ctx=ctx,
@@ -80,8 +92,9 @@ def run_cell(task: Task, data: TaskData, examples: list[TaskExample], student: M
     result = TippingCheckpoint(header=header, n=n, seed=seed, score=summary.score, n_examples=summary.n,
                                errors=summary.errors, parse_failures=summary.parse_failures, csv=str(csv_path),
                                predictors=describe_program(program), compile_cost=compile_cost,
-                               wall_s=round(time.time() - t0, 2))
+                               wall_s=round(time.time() - t0 + ((prior.wall_s or 0.0) if prior else 0.0), 2),
+                               repeats=repeats, program_state=program.dump_state() if n else {})
     result.write(ckpt)
     print(f"  {model} x {task.key} n={n} seed={seed}: score {summary.score:.3f} "
           f"({compile_cost['lm_calls']} optimization calls, {result.wall_s:.0f}s)", file=sys.stderr, flush=True)
-    return result
+    return result, "extended" if prior is not None else "ran"
