@@ -57,6 +57,11 @@ def test_one_line_per_unit_and_per_stage_findings_from_the_result_files(tmp_path
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     err = r.stderr.splitlines()
     assert not [x for x in err if x.endswith(": started")], r.stderr
+    # DSPy's own prints ("Bootstrapping set 2/3") and progress bars stay off the terminal without -v (in the log)
+    for noise in ("Bootstrapping", "%|", "it/s]", "Average Metric"):
+        assert noise not in r.stdout + r.stderr, noise
+    logs = list((res / "logs").glob("experiment-*.log"))
+    assert len(logs) == 1 and "Bootstrapping" in logs[0].read_text()
     for task in ("math", "tickets"):
         for prefix in (f"[baseline] lb / {task}:", f"[optimized] lb / {task}:", f"[optimize] lb / {task} dev baseline:",
                        f"[optimize] lb / {task} seed 10 ", f"[optimize] lb / {task} seed 20 ",
