@@ -169,7 +169,7 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
                                 s.results_dir, train_size, dev_size, s.force)
         with lock:
             holder["plan"] = plan
-        state = "reused" if plan.reused is not None else f"dev={plan.baseline_dev_score:.3f} unoptimized"
+        state = "reused" if plan.reused is not None else f"dev={_score(plan.baseline_dev_score)} unoptimized"
         _say(f"[optimize] {shown} dev baseline: {state}")
         return UnitResult("reused" if plan.reused is not None else "ran")
 
@@ -197,8 +197,8 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
             _say(f"[optimize] {shown}: FAILED: every seed failed")
             return UnitResult("failed", f"{base}: optimization failed for every seed", r.message)
         if r.status == "ran":
-            _say(f"[optimize] {shown}: chose seed {r.chosen_seed} (dev {r.dev_score:.3f}; unoptimized "
-                 f"{r.baseline_dev_score:.3f})")
+            _say(f"[optimize] {shown}: chose seed {r.chosen_seed} (dev {_score(r.dev_score)}; unoptimized "
+                 f"{_score(r.baseline_dev_score)})")
         return UnitResult(r.status)
 
     prep = graph.add(Unit(f"optimize {base}: dev baseline", "optimize", prepare,
@@ -214,6 +214,10 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
         seed_ids.append(u.id)
     graph.add(Unit(f"select {base}", "select", select, requires=(prep.id,), after=tuple(seed_ids),
                    model=model, task=task.key, label=f"{model} x {task.key}"))
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _say(line: str) -> None:
