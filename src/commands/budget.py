@@ -174,7 +174,7 @@ def study_lines(exp: Any, config: Any, results_dir: Path, data_mode: str, limit:
     from src.optimization.presets import preset as get_preset
     from src.tasks import get_task, resolve_task_keys
 
-    data = DataCache(config, data_mode)
+    data = DataCache(config, data_mode, announce=False)  # a projection: the run proper says it
     budget = get_preset(exp.preset)
     arm = get_arm(exp.optimizer)
     n_seeds = len(exp.seeds) if arm.seeded else 1

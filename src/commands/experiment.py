@@ -18,6 +18,7 @@ from typing import Any
 from src.backends.session import Sessions
 from src.commands import budget as spend
 from src.commands import common, study_run
+from src.commands.console import CONSOLE
 from src.errors import UserError
 from src.optimization.arms import ARMS
 from src.optimization.presets import PRESETS
@@ -182,6 +183,17 @@ def print_summary(rows: list[dict[str, Any]], total_s: float) -> int:
     for line in failed_units:
         print(f"  FAILED {line}")
     print(f"  total wall time {total_s:.0f}s")
+    findings = [(r["stage"], r["findings"]) for r in rows if r.get("findings")]
+    if findings:
+        where = CONSOLE.collector.path if CONSOLE.collector is not None else None
+        where = where if where is not None and where.exists() else None
+        print("=== per stage: parse failures and backend errors in the examples scored (from the result files; each "
+              "example in the report's browser" + (f", library messages in {where}" if where else "") + ")")
+        for stage, f in findings:
+            scope = "dev examples scored" if stage == "optimize" else "examples"
+            seeds = f", {f['failed_seeds']} failed seed(s)" if f.get("failed_seeds") else ""
+            print(f"  {stage}: {f['parse_failures']} parse failures, {f['errors']} backend errors in "
+                  f"{f['examples']} {scope}{seeds}")
     return 1 if any(r["exit"] != 0 for r in rows) or failed_units else 0
 
 

@@ -59,7 +59,7 @@ def main() -> int:
     results_dir = common.results_dir(args, config)
     if args.teacher:
         sessions.spec(args.teacher)
-    data = DataCache(config, args.data)
+    data = DataCache(config, args.data, tasks)
     n_seeds = len(seeds) if get_arm(args.optimizer).seeded else 1
 
     print(f"optimizing with {args.optimizer}, preset {budget.name}, seeds {seeds}, train {train_size} / dev {dev_size}, "

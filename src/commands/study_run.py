@@ -20,7 +20,7 @@ from src.results.provenance import run_context
 from src.scheduling.graph import UnitGraph, UnitResult
 from src.scheduling.local import LocalExecutor
 from src.scheduling.progress import StudyProgress, render
-from src.scheduling.study import StudySettings, build_graph
+from src.scheduling.study import StudySettings, build_graph, stage_findings
 from src.tasks import get_task, resolve_task_keys
 
 
@@ -53,7 +53,7 @@ def make_sessions(config: Config, exp: Experiment, args: Any) -> Sessions:
 
 
 def build(settings: StudySettings, sessions: Sessions) -> tuple[UnitGraph, DataCache]:
-    data = DataCache(sessions.config, settings.data_mode)
+    data = DataCache(sessions.config, settings.data_mode, settings.tasks)
     return build_graph(settings, sessions, data, run_context()), data
 
 
@@ -88,7 +88,12 @@ def run_local(graph: UnitGraph, settings: StudySettings, sessions: Sessions, *, 
     executor = executor or LocalExecutor(max_units=max_units, report_every_s=report_every_s)
     results = executor.run(graph, progress)
     print(render(progress.snapshot()), file=sys.stderr, flush=True)
-    return stage_rows(graph, results, time.time() - t0)
+    rows = stage_rows(graph, results, time.time() - t0)
+    findings = stage_findings(settings, graph, sessions)
+    for row in rows:
+        if row["stage"] in findings:
+            row["findings"] = findings[row["stage"]]
+    return rows
 
 
 def stage_rows(graph: UnitGraph, results: dict[str, UnitResult], wall_s: float) -> list[dict[str, Any]]:

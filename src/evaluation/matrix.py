@@ -6,7 +6,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,19 +52,43 @@ class MatrixRequest:
     repeats: int = 1  # attempts per example (--repeats k)
 
 
-class DataCache:
-    """Each task's data is loaded once per command, whatever the number of models (and of threads asking)."""
+SMOKE_WARNING = ("warning: no IA_DATA_DIR and the Hugging Face hub is unreachable: {tasks} on the built-in SMOKE "
+                 "samples (20-odd examples per task; they prove the pipeline, they are not a benchmark)")
 
-    def __init__(self, config: Config, mode: str):
+
+class DataCache:
+    """Each task's data is loaded once per command, whatever the number of models (and of threads asking).
+
+    When `--data auto` falls back to the built-in samples, one warning line names the tasks that read them (a task
+    over the user's own files reads those whatever --data says): for `tasks`, said at once; for tasks not named
+    up front, when each first loads. `announce=False`: say nothing (a projection before the run proper)."""
+
+    def __init__(self, config: Config, mode: str, tasks: Sequence[Task] = (), announce: bool = True):
         self.config = config
-        self.source = resolve_source(mode, config)
+        self.source = resolve_source(mode, config, announce=False)
         self._data: dict[str, TaskData] = {}
         self._lock = threading.Lock()
+        self._warn = announce and mode == "auto" and self.source.smoke
+        self._warned: set[str] = set()
+        self.announce(tasks)
+
+    def on_smoke_samples(self, task: Task) -> bool:
+        return task.split_source(self.source, task.spec.eval) is self.source and self.source.smoke
+
+    def announce(self, tasks: Sequence[Task]) -> None:
+        """The one line naming which of `tasks` run on built-in smoke samples (none: nothing said)."""
+        smoke = [t.key for t in tasks if t.key not in self._warned and self.on_smoke_samples(t)]
+        if not self._warn or not smoke:
+            return
+        self._warned.update(smoke)
+        named = f"task {smoke[0]} runs" if len(smoke) == 1 else f"tasks {', '.join(smoke)} run"
+        print(SMOKE_WARNING.format(tasks=named), file=sys.stderr, flush=True)
 
     def get(self, task: Task) -> TaskData:
         with self._lock:
             if task.key not in self._data:
                 self._data[task.key] = load_task_data(task, self.source)
+                self.announce([task])
             return self._data[task.key]
 
 
@@ -106,8 +130,8 @@ def evaluate_matrix(req: MatrixRequest, config: Config, program_for: ProgramFor,
     `on_unit` (--mlflow) is told of every unit as it ends."""
     sessions = sessions or Sessions(config, SessionOptions(adapter=req.adapter, concurrency=req.concurrency,
                                                            cache=req.cache))
-    data = DataCache(config, req.data_mode)
     tasks = [get_task(k, config) for k in req.task_keys]
+    data = DataCache(config, req.data_mode, tasks)
     specs = [sessions.spec(k) for k in req.model_keys]
     if req.dry_run:
         _print_plan(req, specs, tasks, data.source.describe())
@@ -140,8 +164,7 @@ def run_eval_unit(arm: str, spec: ModelSpec, task: Task, data: DataCache, limit:
     `repeats`: attempts per example (--repeats); `progress`: the unit's own progress bar (off when a scheduler runs
     many units at once and shows one progress view for all of them)."""
     csv = result_csv(results_dir, prefix_for(spec), arm, task.key, spec.key)
-    t0 = time.time()
-    print(f"[{arm}] {spec.key} / {task.key}: started", file=sys.stderr, flush=True)
+    t0 = time.time()  # one console line per unit, at its end (its progress bar, or the study's view, shows it running)
     try:
         td = data.get(task)
         program, info = program_for(task, spec)
@@ -154,8 +177,8 @@ def run_eval_unit(arm: str, spec: ModelSpec, task: Task, data: DataCache, limit:
         summary.extra["cause"] = getattr(exc, "cause", str(exc))
     summary.extra.update(model=spec.key, task=task.key)
     ledger_append(f"{spec.key} x {task.key}", summary.status, summary.message)
-    print(f"[{arm}] {spec.key} / {task.key}: {_describe(summary)} ({summary.wall_s:.1f}s)",
-          file=sys.stderr, flush=True)
+    print(f"[{arm}] {spec.key} / {task.key}: {_describe(summary)} ({summary.wall_s:.1f}s)\n", end="",
+          file=sys.stderr, flush=True)  # one write: units end on many threads at a time under the study scheduler
     return summary
 
 

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from src.tasks.splits import TaskData
 
 
+_SELF_TAUGHT_WARNED: set[str] = set()  # models already said to teach themselves in this process
+
+
 @dataclass
 class OptUnitResult:
     model: str
@@ -53,11 +56,17 @@ class OptUnitResult:
     seeds: list[SeedResult] = field(default_factory=list)
 
 
-def dev_score(program: dspy.Module, task: Task, dev: list[TaskExample], session: ModelSession, label: str) -> float:
-    """A program's corpus score on the dev set, through the same engine as every evaluation."""
+def dev_score(program: dspy.Module, task: Task, dev: list[TaskExample], session: ModelSession, label: str,
+              findings: dict[str, int] | None = None) -> float:
+    """A program's corpus score on the dev set, through the same engine as every evaluation. `findings`, when
+    given, receives the dev examples scored and their parse failures and backend errors (the sidecars record them,
+    the study's closing summary counts them per stage)."""
     records = evaluate(program, dev, task, session.spec, session.lm, session.adapter,
                        EngineSettings(concurrency=session.concurrency, progress=False, label=label), label, "dev",
                        lambda r: None)
+    if findings is not None:
+        findings.update(dev_examples=len(records), dev_parse_failures=sum(1 for r in records if r.parse_failure),
+                        dev_errors=sum(1 for r in records if r.error))
     return task.aggregate([record_score(r) for r in records])
 
 
@@ -113,15 +122,17 @@ def prepare_opt_unit(arm: str, task: Task, data: TaskData, student: ModelSession
         return plan
     seeds_at.mkdir(parents=True, exist_ok=True)
 
-    if model == teacher.spec.key:
+    if model == teacher.spec.key and model not in _SELF_TAUGHT_WARNED:  # said once per model, not once per task
+        _SELF_TAUGHT_WARNED.add(model)
         print(f"  warning: no --teacher: {model} teaches itself (bootstraps its own demos and proposes "
               f"its own instructions)", file=sys.stderr)
     base_file = dev_baseline(seeds_at)
     base = DevBaseline.read_optional(base_file)
     if base is None or not claim(base.header, header, [base_file], results_dir=results_dir, force=False,
                                  what=base_file, on_stale=REPLACE):
-        score = dev_score(task.program(), task, dev, student, f"{model}/{task.key} dev baseline")
-        base = DevBaseline(header=header, dev_score=score)
+        findings: dict[str, int] = {}
+        score = dev_score(task.program(), task, dev, student, f"{model}/{task.key} dev baseline", findings)
+        base = DevBaseline(header=header, dev_score=score, extra=findings)
         base.write(base_file)
     plan.baseline_dev_score = base.dev_score
     return plan
@@ -204,18 +215,18 @@ def _run_seed(arm: str, task: Task, train: list[TaskExample], dev: list[TaskExam
     if claim(prior.header if prior else None, header, [meta_file, program_file], results_dir=results_dir,
              force=False, what=meta_file, on_stale=REPLACE, evidence=[meta_file]) and prior is not None and \
             (prior.status == "failed" or program_file.is_file()):
-        print(f"  seed {seed}: reused ({prior.status}, dev={prior.dev_score})", file=sys.stderr)
+        print(f"[optimize] {student.spec.key} / {task.key} seed {seed}: reused ({prior.status}, "
+              f"dev={prior.dev_score})", file=sys.stderr)
         return prior.result
     t0 = time.time()
     before = {s.spec.key: s.lm.meter.snapshot() for s in (student, teacher)}
     result = SeedResult(seed=seed)
-    print(f"  seed {seed}: optimizing {student.spec.key}/{task.key} with {arm} (teacher {teacher.spec.key})",
-          file=sys.stderr, flush=True)
     with dspy.context(lm=student.lm, adapter=student.adapter):
         try:
             with library_output():  # the optimizer's own prints go to the run's log (src.commands.console)
                 program = get_arm(arm).compile(task, [to_dspy(ex) for ex in train], student, teacher, p, seed)
-            result.dev_score = dev_score(program, task, dev, student, f"{student.spec.key}/{task.key} seed {seed}")
+            result.dev_score = dev_score(program, task, dev, student, f"{student.spec.key}/{task.key} seed {seed}",
+                                         result.extra)
             result.predictors = describe_program(program)
             result.n_demos = sum(v["n_demos"] for v in result.predictors.values())
             result.module = type(program).__name__
@@ -233,7 +244,10 @@ def _run_seed(arm: str, task: Task, train: list[TaskExample], dev: list[TaskExam
     result.cache_hits, result.cost_usd = spent["cache_hits"], spent["cost_usd"]
     result.wall_s = round(time.time() - t0, 2)
     state = f"dev={result.dev_score:.3f}" if result.status == "ok" else f"FAILED ({result.error})"
-    print(f"  seed {seed}: {state}, {result.lm_calls} LM calls, {result.wall_s:.1f}s", file=sys.stderr, flush=True)
+    cached = f" ({result.cache_hits} cached)" if result.cache_hits else ""
+    # one line per seed, at its end, naming its unit (seeds of many units end interleaved under the study scheduler)
+    print(f"[optimize] {student.spec.key} / {task.key} seed {seed} ({arm}, teacher {teacher.spec.key}): {state}, "
+          f"{result.lm_calls} LM calls{cached}, {result.wall_s:.1f}s\n", end="", file=sys.stderr, flush=True)
     SeedMeta(header=header, status=result.status, dev_score=result.dev_score, result=result).write(meta_file)
     return result
 

@@ -10,6 +10,7 @@ and endpoint counts are theirs alone; their endpoint budgets are shared.
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,10 @@ from src.optimization.arms import get_arm
 from src.optimization.presets import preset
 from src.optimization.programs import saved_program
 from src.optimization.search import OptPlan, finish_opt_unit, prepare_opt_unit, run_seed, stored_seed
-from src.results.naming import arm_for_optimizer, program_path, seed_program, sidecar_path
+from src.results.naming import (arm_for_optimizer, dev_baseline, meta_path, prefix_for, program_path, result_csv,
+                                seed_dir, seed_meta, seed_program, sidecar_path)
 from src.results.provenance import run_context
-from src.results.schema import ProgramMeta
+from src.results.schema import DevBaseline, ProgramMeta, SeedMeta, UnitMeta
 from src.scheduling.graph import Unit, UnitGraph, UnitResult
 from src.tasks.bounds import bound_for
 
@@ -148,6 +150,7 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
     holder: dict[str, OptPlan] = {}
     lock = threading.Lock()
     base = f"{model}/{task.key}"
+    shown = f"{model} / {task.key}"  # as the evaluation units' console lines name theirs
 
     def sessions_for() -> tuple[Any, Any]:
         # as the optimize runner: the student under the task's bound; a student that teaches itself proposes
@@ -166,6 +169,8 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
                                 s.results_dir, train_size, dev_size, s.force)
         with lock:
             holder["plan"] = plan
+        state = "reused" if plan.reused is not None else f"dev={_score(plan.baseline_dev_score)} unoptimized"
+        _say(f"[optimize] {shown} dev baseline: {state}")
         return UnitResult("reused" if plan.reused is not None else "ran")
 
     def seed_unit(seed: int) -> UnitResult:
@@ -189,7 +194,11 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
             return UnitResult("failed", f"{base}: seed(s) {missing} left no result", "a seed left no result")
         r = finish_opt_unit(plan, student, teacher_s, budget, results)  # type: ignore[arg-type]
         if r.status == "failed":
+            _say(f"[optimize] {shown}: FAILED: every seed failed")
             return UnitResult("failed", f"{base}: optimization failed for every seed", r.message)
+        if r.status == "ran":
+            _say(f"[optimize] {shown}: chose seed {r.chosen_seed} (dev {_score(r.dev_score)}; unoptimized "
+                 f"{_score(r.baseline_dev_score)})")
         return UnitResult(r.status)
 
     prep = graph.add(Unit(f"optimize {base}: dev baseline", "optimize", prepare,
@@ -205,6 +214,49 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
         seed_ids.append(u.id)
     graph.add(Unit(f"select {base}", "select", select, requires=(prep.id,), after=tuple(seed_ids),
                    model=model, task=task.key, label=f"{model} x {task.key}"))
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _say(line: str) -> None:
+    """A unit's one console line, at its end (written at once: units end on many threads at a time)."""
+    print(line + "\n", end="", file=sys.stderr, flush=True)
+
+
+def stage_findings(s: StudySettings, graph: UnitGraph, sessions: Sessions) -> dict[str, dict[str, int]]:
+    """Per stage, from the result files of the graph's units (what ran now and what was reused): examples scored,
+    parse failures and backend errors - an evaluation unit's sidecar, an optimization's dev scoring (its dev baseline
+    and every seed's dev score; the optimizer's own trial calls leave no records) - and failed seeds."""
+    out: dict[str, dict[str, int]] = {}
+    arm = arm_for_optimizer(s.optimizer)
+    for u in graph.units.values():
+        if not u.model or u.stage in ("select", "consolidate"):
+            continue
+        f = out.setdefault(u.stage, {"examples": 0, "parse_failures": 0, "errors": 0, "failed_seeds": 0})
+        if u.stage == "optimize":
+            seeds_at = seed_dir(s.results_dir, u.model, u.task, s.optimizer)
+            if u.id.endswith(": dev baseline"):
+                base = DevBaseline.read_optional(dev_baseline(seeds_at))
+                extra = base.extra if base is not None else {}
+            else:
+                meta = SeedMeta.read_optional(seed_meta(seeds_at, int(u.id.rsplit(" ", 1)[1])))
+                extra = meta.result.extra if meta is not None and meta.result is not None else {}
+                f["failed_seeds"] += meta is not None and meta.status == "failed"
+            f["examples"] += extra.get("dev_examples", 0)
+            f["parse_failures"] += extra.get("dev_parse_failures", 0)
+            f["errors"] += extra.get("dev_errors", 0)
+            continue
+        spec = sessions.spec(u.model)
+        csv = result_csv(s.results_dir, prefix_for(spec), "baseline" if u.stage.startswith("baseline") else arm,
+                         u.task, u.model)
+        meta = UnitMeta.read_optional(meta_path(csv))
+        if meta is not None:
+            f["examples"] += meta.summary.n
+            f["parse_failures"] += meta.summary.parse_failures
+            f["errors"] += meta.summary.errors
+    return out
 
 
 def _consolidate(s: StudySettings) -> UnitResult:

@@ -174,7 +174,7 @@ def resolve_source(mode: str, config: Config, announce: bool = True) -> Source:
         return FolderSource(mirror, "mirror")
     if mode == "hub" or (mode == "auto" and hub_reachable()):
         return HubSource()
-    if mode == "auto" and announce:
+    if mode == "auto" and announce:  # (DataCache names the tasks that actually read them instead)
         print("warning: no IA_DATA_DIR and the Hugging Face hub is unreachable: using the built-in SMOKE samples "
               "(20-odd examples per task; they prove the pipeline, they are not a benchmark)", file=sys.stderr)
     return FolderSource(config.builtin_data_dir, "builtin", smoke=True)
