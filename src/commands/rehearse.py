@@ -31,13 +31,17 @@ class Step:
     seconds: float = 0.0
 
 
-def _derived_study(src: Path, out: Path, overrides: dict[str, object]) -> Path:
+def _derived_study(src: Path, out: Path, overrides: dict[str, object], per_key: int) -> Path:
     """The study file as given, with the rehearsal's size overrides (tasks, limit, preset, seeds), kept beside the
-    results so the run can be repeated exactly."""
+    results so the run can be repeated exactly. Every model gets `per_key` requests in flight: the study's budgets
+    are sized for separate services, and here one stand-in on a few cores answers for all of them (an unbounded
+    queue there would turn into request timeouts, not into a faster rehearsal)."""
     import yaml
 
     raw = yaml.safe_load(src.read_text(encoding="utf-8")) or {}
     raw.update({k: v for k, v in overrides.items() if v is not None})
+    keys = [*(raw.get("students") or []), *(raw.get("references") or []), *([raw["teacher"]] if raw.get("teacher") else [])]
+    raw["endpoint_concurrency"] = {**{k: per_key for k in keys}, **(raw.get("endpoint_concurrency") or {})}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"# {src} for a rehearsal (python -m src.rehearse), sizes overridden\n"
                    + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
@@ -68,12 +72,12 @@ def _steps(args: argparse.Namespace, config) -> list[Step]:
     steps: list[Step] = []
     wanted = common.split_list(args.steps)
     if "study" in wanted:
-        study = _derived_study(Path(args.study), derived / Path(args.study).name, size)
+        study = _derived_study(Path(args.study), derived / Path(args.study).name, size, args.per_key)
         steps.append(Step("study", py + ["src.experiment", "--config", str(study), "--phases",
                                          "baseline,optimize,eval"] + _passthrough(args, limit=False)))
     if "reasoning" in wanted:
         reasoning = _derived_study(Path(args.reasoning), derived / Path(args.reasoning).name,
-                                   {"tasks": size["tasks"], "limit": args.limit})
+                                   {"tasks": size["tasks"], "limit": args.limit}, args.per_key)
         steps.append(Step("reasoning", py + ["src.experiment", "--config", str(reasoning), "--phases", "baseline"]
                           + _passthrough(args, limit=False)))
     if "demo_curves" in wanted:  # without --models: the programs the study produced choose themselves
@@ -162,6 +166,10 @@ path: the numbers are a 135M stand-in's.
     p.add_argument("--tipping-task", default=None, help="the tipping point's task (default: the first task)")
     p.add_argument("--tipping-n", default="0,1", help="the tipping point's demo counts (default 0,1)")
     p.add_argument("--tipping-seeds", default="10", help="the tipping point's seeds (default 10)")
+    p.add_argument("--per-key", type=common.whole_number(1), default=1,
+                   help="requests in flight per model key (endpoint_concurrency of the derived study files; default 1)")
+    p.add_argument("--stand-in-cap", type=common.whole_number(16), default=None, metavar="TOKENS",
+                   help="most tokens the stand-in writes per reply whatever a request allows (default 512)")
     p.add_argument("--serve", action="store_true", help="start the stand-ins, print the environment, wait")
     args = p.parse_args()
     config = load_config()
@@ -176,7 +184,8 @@ path: the numbers are a 135M stand-in's.
             raise UserError(f"study file not found: {path}")
     expected = _expected_keys(args, config)
     steps = _steps(args, config)
-    with StandIns(config, args.stand_in) as stand_ins:
+    sizing = {"cap": args.stand_in_cap} if args.stand_in_cap else {}
+    with StandIns(config, args.stand_in, **sizing) as stand_ins:
         print(f"rehearsal: {stand_ins.describe()}")
         if stand_ins.pinned:
             print(f"not rehearsed (their models.json api_base points elsewhere): {', '.join(stand_ins.pinned)}")

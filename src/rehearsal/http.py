@@ -20,6 +20,16 @@ class HTTPFailure(Exception):
 Handler = Callable[[str, str, dict[str, Any], dict[str, str]], "dict[str, Any] | Iterable[dict[str, Any]]"]
 
 
+class _Quiet(ThreadingHTTPServer):
+    """A client that gave up (its request timeout) is its own business: no traceback on the console."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class JSONServer:
     """Serves `handle(method, path, body, headers)` -> a JSON object, or an iterable of objects sent as NDJSON
     (a streamed reply); HTTPFailure becomes an error status. Every request is kept in `requests` for tests."""
@@ -88,7 +98,7 @@ class JSONServer:
                     self.wfile.flush()
                 self.wfile.write(b"0\r\n\r\n")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Quiet(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

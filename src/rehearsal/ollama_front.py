@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -57,7 +57,7 @@ class OllamaFront:
 
     def __init__(self, upstream: Upstream, tags: list[ServedTag], think_budget: int = THINK_BUDGET):
         self.upstream = upstream
-        self.tags = {full_tag(t.tag): t for t in tags}
+        self.tags = {full_tag(t.tag): replace(t, tag=full_tag(t.tag)) for t in tags}  # Ollama lists name:tag
         self.think_budget = think_budget
         self.overflows: list[dict[str, Any]] = []  # prompts longer than the request's context window
         self._server = JSONServer(self._handle, "ollama")

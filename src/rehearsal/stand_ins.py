@@ -18,7 +18,7 @@ from src.results.provenance import REHEARSAL_ENV
 from src.rehearsal.anthropic_front import AnthropicFront
 from src.rehearsal.ollama_front import OllamaFront, ServedTag
 from src.rehearsal.openai_front import OpenAIFront
-from src.rehearsal.upstream import Upstream
+from src.rehearsal.upstream import STAND_IN_CAP, Upstream
 
 PLACEHOLDER_KEY = "rehearsal-placeholder-key"  # not a secret: the fronts only check that a key is sent
 _PROVIDER_ENV = {"ollama": "OLLAMA_BASE_URL", "openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
@@ -37,7 +37,8 @@ class StandIns:
 
     config: Config
     stand_in: str = DEFAULT_EMBEDDED_MODEL
-    slots: int = 2
+    slots: int = 4  # parallel sequences of the one server answering for every key
+    cap: int = STAND_IN_CAP  # most tokens the stand-in writes per reply, whatever the request allows
     env: dict[str, str] = field(default_factory=dict)
     rehearsed: dict[str, str] = field(default_factory=dict)  # registry key -> the protocol serving it
 
@@ -56,7 +57,7 @@ class StandIns:
 
     def __enter__(self) -> StandIns:
         server = self._backend.server(self.slots)
-        self.upstream = Upstream(f"{server.url}/v1")
+        self.upstream = Upstream(f"{server.url}/v1", cap=self.cap)
         sha = self._backend.weights.sha256
         models = list(self.config.models.values())
         pinned = [m.key for m in models if m.provider in _PROVIDER_ENV and m.api_bases]
