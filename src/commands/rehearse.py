@@ -40,8 +40,11 @@ def _derived_study(src: Path, out: Path, overrides: dict[str, object], per_key: 
 
     raw = yaml.safe_load(src.read_text(encoding="utf-8")) or {}
     raw.update({k: v for k, v in overrides.items() if v is not None})
-    keys = [*(raw.get("students") or []), *(raw.get("references") or []), *([raw["teacher"]] if raw.get("teacher") else [])]
-    raw["endpoint_concurrency"] = {**{k: per_key for k in keys}, **(raw.get("endpoint_concurrency") or {})}
+    keys = [*(raw.get("students") or []), *(raw.get("references") or [])]
+    budgets = {k: per_key for k in keys}
+    if raw.get("teacher"):  # the teacher serves every student's optimization: it would be the queue everyone waits on
+        budgets[raw["teacher"]] = 2 * per_key
+    raw["endpoint_concurrency"] = {**budgets, **(raw.get("endpoint_concurrency") or {})}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"# {src} for a rehearsal (python -m src.rehearse), sizes overridden\n"
                    + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
@@ -73,8 +76,8 @@ def _steps(args: argparse.Namespace, config) -> list[Step]:
     wanted = common.split_list(args.steps)
     if "study" in wanted:
         study = _derived_study(Path(args.study), derived / Path(args.study).name, size, args.per_key)
-        steps.append(Step("study", py + ["src.experiment", "--config", str(study), "--phases",
-                                         "baseline,optimize,eval"] + _passthrough(args, limit=False)))
+        steps.append(Step("study", py + ["src.experiment", "--config", str(study), "--phases", args.study_phases]
+                          + _passthrough(args, limit=False)))
     if "reasoning" in wanted:
         reasoning = _derived_study(Path(args.reasoning), derived / Path(args.reasoning).name,
                                    {"tasks": size["tasks"], "limit": args.limit}, args.per_key)
@@ -159,6 +162,8 @@ path: the numbers are a 135M stand-in's.
     p.add_argument("--reasoning", default="experiments/reasoning.yaml", help="the reasoning study (baselines)")
     p.add_argument("--steps", default=",".join(STEPS), help=f"a comma-separated subset of {','.join(STEPS)}")
     p.add_argument("--stand-in", default=DEFAULT_EMBEDDED_MODEL, help="the embedded model that answers for all")
+    p.add_argument("--study-phases", default="baseline,optimize,eval",
+                   help="the study step's stages (default baseline,optimize,eval; consolidation is its own step)")
     p.add_argument("--optimizer-preset", default=None, help="override the study's optimizer preset (e.g. quick)")
     p.add_argument("--seeds", default=None, help="override the study's optimizer seeds (e.g. 10)")
     p.add_argument("--max-demos", type=common.whole_number(), default=None, help="demo curves: largest n")
@@ -166,8 +171,9 @@ path: the numbers are a 135M stand-in's.
     p.add_argument("--tipping-task", default=None, help="the tipping point's task (default: the first task)")
     p.add_argument("--tipping-n", default="0,1", help="the tipping point's demo counts (default 0,1)")
     p.add_argument("--tipping-seeds", default="10", help="the tipping point's seeds (default 10)")
-    p.add_argument("--per-key", type=common.whole_number(1), default=1,
-                   help="requests in flight per model key (endpoint_concurrency of the derived study files; default 1)")
+    p.add_argument("--per-key", type=common.whole_number(1), default=2,
+                   help="requests in flight per model key, twice that for the teacher (endpoint_concurrency of the "
+                        "derived study files; default 2)")
     p.add_argument("--stand-in-cap", type=common.whole_number(16), default=None, metavar="TOKENS",
                    help="most tokens the stand-in writes per reply whatever a request allows (default 512)")
     p.add_argument("--serve", action="store_true", help="start the stand-ins, print the environment, wait")
@@ -223,7 +229,7 @@ path: the numbers are a 135M stand-in's.
         problems.append(f"no result file for: {', '.join(missing)}")
     for line in problems:
         print(f"  problem: {line}")
-    report = Path(args.results_dir) / "report.html"
+    report = Path(args.results_dir) / "golden" / "report.html"
     if report.exists():
         print(f"  report: {report}")
     print("  rehearsal " + ("passed: every key ran through every step" if not problems else "FAILED"))
