@@ -87,6 +87,11 @@ class Analysis:
     def smoke_units(self) -> list[Unit]:
         return [u for u in self.inputs.units if u.meta.smoke]
 
+    @property
+    def rehearsal_units(self) -> list[Unit]:
+        """Units answered by rehearsal stand-ins (python -m src.rehearse), not by the models they are named after."""
+        return [u for u in self.inputs.units if u.meta.run.rehearsal]
+
     def order(self, key: ArmKey) -> tuple[int, int, int]:
         """Sort key for (arm, model, task): task, then model, then arm, in the report's order."""
         return (self.tasks.index(key[2]), self.models.index(key[1]), self.inputs.arm_names.index(key[0]))

@@ -50,6 +50,7 @@ def build_document(an: Analysis) -> ReportDoc:
     if smoke_units:
         smoke.append(f"{len(smoke_units)} of {len(inp.units)} result file(s) were made on built-in smoke "
                      f"samples: " + ", ".join(f"`{u.name}`" for u in smoke_units))
+    rehearsal = rehearsal_lines(an)
     sections = [sec_scores(an), sec_deltas(an)]
     if inp.extra_arms:
         sections.append(sec_other_arms(an))
@@ -58,7 +59,23 @@ def build_document(an: Analysis) -> ReportDoc:
                                                  sec_routing(an), sec_failures(an), sec_reasoning(an)]
     sections += an.studies.sections()
     sections.append(sec_files(an))
-    return ReportDoc(TITLE, header, smoke, an.warnings, an.notes, sections, plot_data(an), explorer_data(an))
+    return ReportDoc(TITLE, header, smoke, an.warnings, an.notes, sections, plot_data(an), explorer_data(an),
+                     rehearsal=rehearsal)
+
+
+def rehearsal_lines(an: Analysis) -> list[str]:
+    """The rehearsal banner's details: which stand-in answered for which models, in how many result files."""
+    units = an.rehearsal_units
+    if not units:
+        return []
+    stand_ins: dict[str, set[str]] = {}
+    for u in units:
+        r = u.meta.run.rehearsal
+        stand_ins.setdefault(str(r.get("stand_in", "?")), set()).add(u.model)
+    lines = [f"{len(units)} of {len(an.inputs.units)} result file(s) were made in a rehearsal."]
+    lines += [f"stand-in `{s}` answered for: " + ", ".join(f"`{m}`" for m in sorted(models))
+              for s, models in sorted(stand_ins.items())]
+    return lines
 
 
 # ---- cells ---------------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from src.report import explorer
-from src.report.model import SMOKE_BANNER, Cell, Plot, ReportDoc, Table
+from src.report.model import REHEARSAL_BANNER, SMOKE_BANNER, Cell, Plot, ReportDoc, Table
 from src.report.plots import make_figures
 
 
@@ -123,6 +123,10 @@ def render_html(doc: ReportDoc) -> str:
         parts.append(f'<details class="banner smoke" id="smoke-banner"><summary><strong>SMOKE DATA — '
                      f"{html.escape(SMOKE_BANNER)}</strong> ({len(doc.smoke)} result file(s); details)</summary><ul>"
                      + "".join(f"<li>{_inline(s)}</li>" for s in doc.smoke) + "</ul></details>")
+    if doc.rehearsal:
+        parts.append(f'<details class="banner smoke" id="rehearsal-banner"><summary><strong>REHEARSAL — '
+                     f"{html.escape(REHEARSAL_BANNER)}</strong> (details)</summary><ul>"
+                     + "".join(f"<li>{_inline(s)}</li>" for s in doc.rehearsal) + "</ul></details>")
     if doc.warnings:
         parts.append('<div class="banner warn" id="comparability-warnings"><strong class="big">WARNING — NOT '
                      "COMPARABLE: results made under different conditions are compared below.</strong><ul>"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from src.report.model import SMOKE_BANNER, Cell, Plot, ReportDoc, Table
+from src.report.model import REHEARSAL_BANNER, SMOKE_BANNER, Cell, Plot, ReportDoc, Table
 
 
 def table_markdown(table: Table) -> str:
@@ -28,6 +28,8 @@ def to_markdown(doc: ReportDoc) -> str:
     out = [f"# {doc.title}", ""]
     if doc.smoke:
         out += [f"> **SMOKE DATA — {SMOKE_BANNER}.**", ">"] + [f"> - {s}" for s in doc.smoke] + [""]
+    if doc.rehearsal:
+        out += [f"> **REHEARSAL — {REHEARSAL_BANNER}.**", ">"] + [f"> - {s}" for s in doc.rehearsal] + [""]
     if doc.warnings:
         out += ["> **WARNING — NOT COMPARABLE: results made under different conditions are compared below.** "
                 "Read every comparison involving these files with care (`--strict` refuses to consolidate them):",

@@ -61,6 +61,10 @@ class ReportDoc:
     plot_data: dict[str, Any] = field(default_factory=dict)
     # The explorable part of report.html (src.consolidation.explorer): examples, programs, delta grid, cost/quality
     explorer: dict[str, Any] = field(default_factory=dict)
+    # non-empty: the results were answered by rehearsal stand-ins (python -m src.rehearse); banner details
+    rehearsal: list[str] = field(default_factory=list)
 
 
 SMOKE_BANNER = "built-in smoke samples: these numbers prove the pipeline, not model quality"
+REHEARSAL_BANNER = ("a rehearsal: every model named here was answered by a small local stand-in through its own "
+                    "protocol; these numbers prove the study's path, not any model's quality")

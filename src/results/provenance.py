@@ -3,6 +3,7 @@ scrubbing that keeps secrets out of everything written."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -18,6 +19,7 @@ from src import PROJECT_ROOT
 from src.results.record import now_iso
 
 
+REHEARSAL_ENV = "IA_REHEARSAL"  # set by python -m src.rehearse: JSON naming the stand-in and the keys it answers for
 _SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
 _KEY_SHAPED = re.compile(r"\b(sk|sk-ant|sk-proj)-[A-Za-z0-9_\-]{8,}")
 _MIN_SECRET_LEN = 6  # shorter values would mangle ordinary text (and are no real keys)
@@ -98,10 +100,24 @@ def command_line() -> str:
     return scrub(" ".join([Path(sys.executable).name, *sys.argv]))
 
 
+def rehearsal() -> dict[str, Any]:
+    """The rehearsal's stand-ins when this run is one (python -m src.rehearse sets REHEARSAL_ENV), else {}."""
+    raw = os.environ.get(REHEARSAL_ENV)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"stand_in": "unknown"}
+    return value if isinstance(value, dict) else {"stand_in": "unknown"}
+
+
 def run_context() -> dict[str, Any]:
-    """Facts shared by every sidecar of a run: versions, code revision, command line, host."""
+    """Facts shared by every sidecar of a run: versions, code revision, command line, host, and whether the models
+    were rehearsal stand-ins."""
     from src.sandbox.policy import provenance as sandbox_provenance  # {} unless --unsafe-exec was given
 
+    stand_ins = rehearsal()
     return {"versions": versions(), "git_sha": git_sha(), "command": command_line(),
             "host": {"platform": platform.platform(), "cpus": os.cpu_count()}, "created": now_iso(),
-            "created_epoch": time.time(), **sandbox_provenance()}
+            "created_epoch": time.time(), **({"rehearsal": stand_ins} if stand_ins else {}), **sandbox_provenance()}

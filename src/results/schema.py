@@ -132,6 +132,8 @@ class RunInfo(Sidecar):
     host: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     created_epoch: float | None = None
+    # python -m src.rehearse: {stand_in, stand_in_sha256, keys: {registry key: protocol}}; empty for a real run
+    rehearsal: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
