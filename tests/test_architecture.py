@@ -14,7 +14,7 @@ SRC = ROOT / "src"
 # Entry points users type (python -m src.<name>): thin shims onto src.commands, never imported by library code.
 SHIMS = {"src.run_baseline_v2", "src.run_optimization", "src.run_optimized_eval", "src.consolidate_results",
          "src.experiment", "src.local_eval", "src.api_eval", "src.demo_curve_eval", "src.verify_splits",
-         "src.setup_models", "src.tipping_point.runner", "src.tipping_point.analyzer", "src.plan"}
+         "src.setup_models", "src.tipping_point.runner", "src.tipping_point.analyzer", "src.plan", "src.rehearse"}
 
 
 def _modules() -> dict[str, Path]:
