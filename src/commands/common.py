@@ -146,6 +146,17 @@ def _command_name() -> str:
     return spec.name.rsplit(".", 1)[-1] if spec is not None and spec.name else "command"
 
 
+def distinct_ints(value: str, flag: str) -> list[int]:
+    """A comma-separated list of distinct integers >= 0 (--seeds, --n), or a one-line error."""
+    try:
+        out = [int(v) for v in split_list(value)]
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated integers, not '{value}'") from None
+    if not out or any(v < 0 for v in out) or len(set(out)) != len(out):
+        raise UserError(f"{flag} needs distinct integers >= 0")
+    return out
+
+
 def split_list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 

@@ -70,7 +70,7 @@ def _steps(args: argparse.Namespace, config) -> list[Step]:
     results = Path(args.results_dir)
     derived = results / "rehearsal"
     size = {"tasks": args.tasks if args.tasks != "all" else None, "limit": args.limit,
-            "preset": args.optimizer_preset, "seeds": _ints(args.seeds, "--seeds") if args.seeds else None}
+            "preset": args.optimizer_preset, "seeds": common.distinct_ints(args.seeds, "--seeds") if args.seeds else None}
     py = [sys.executable, "-m"]
     steps: list[Step] = []
     wanted = common.split_list(args.steps)
@@ -133,16 +133,6 @@ def _expected_keys(args: argparse.Namespace, config) -> set[str]:
             exp = load_experiment(Path(path), config)
             keys |= set(exp.students) | set(exp.references)
     return keys
-
-
-def _ints(value: str, flag: str) -> list[int]:
-    try:
-        out = [int(v) for v in common.split_list(value)]
-    except ValueError:
-        raise UserError(f"{flag} must be comma-separated integers, not '{value}'") from None
-    if not out or any(v < 0 for v in out) or len(set(out)) != len(out):
-        raise UserError(f"{flag} needs distinct integers >= 0")
-    return out
 
 
 def main() -> int:

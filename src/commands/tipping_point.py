@@ -22,16 +22,6 @@ from src.tasks.splits import optimization_sets
 from src.tracking.units import log_tipping_cell
 
 
-def _ints(value: str, flag: str) -> list[int]:
-    try:
-        out = [int(v) for v in common.split_list(value)]
-    except ValueError:
-        raise UserError(f"{flag} must be comma-separated integers, not '{value}'") from None
-    if not out or any(v < 0 for v in out) or len(set(out)) != len(out):
-        raise UserError(f"{flag} needs distinct integers >= 0")
-    return out
-
-
 def main() -> int:
     """Tipping point (phase 5): BootstrapFewShotWithRandomSearch limited to n demos, per seed, on the eval set.
 
@@ -53,7 +43,7 @@ Every (model, task, n, seed) is a checkpoint file; a killed run resumes from the
     config = load_config()
     sessions = Sessions(config, SessionOptions(adapter=args.adapter, concurrency=args.concurrency or None,
                                                cache=not args.no_cache, **spend.session_options(args)))
-    ns, seeds = _ints(args.n, "--n"), _ints(args.seeds, "--seeds")
+    ns, seeds = common.distinct_ints(args.n, "--n"), common.distinct_ints(args.seeds, "--seeds")
     models = common.split_list(args.models)
     for m in models:
         sessions.spec(m)

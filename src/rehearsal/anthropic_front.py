@@ -17,7 +17,7 @@ import json
 import uuid
 from typing import Any
 
-from src.rehearsal.http import HTTPFailure, JSONServer
+from src.rehearsal.http import Front, HTTPFailure
 from src.rehearsal.upstream import THINK_BUDGET, Upstream, text_of
 
 
@@ -46,24 +46,14 @@ def _content_text(content: Any) -> str:
     return text_of(content)
 
 
-class AnthropicFront:
+class AnthropicFront(Front):
     """The front: `url` is what ANTHROPIC_BASE_URL / models.json api_base point at."""
 
     def __init__(self, upstream: Upstream, models: list[str]):
         self.upstream = upstream
         self.models = set(models)
-        self._server = JSONServer(self._handle, "anthropic")
-        self.url = self._server.url
-        self.requests = self._server.requests
+        self._serve(self._handle, "anthropic")
 
-    def close(self) -> None:
-        self._server.close()
-
-    def __enter__(self) -> AnthropicFront:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def _handle(self, method: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
         if path.rstrip("/") == "/v1/models" and method == "GET":

@@ -114,3 +114,21 @@ class JSONServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class Front:
+    """What every protocol front shares: its JSONServer, `url`, the requests it received, and closing."""
+
+    def _serve(self, handle: Handler, name: str, path: str = "") -> None:
+        self._server = JSONServer(handle, name)
+        self.url = self._server.url + path
+        self.requests = self._server.requests
+
+    def close(self) -> None:
+        self._server.close()
+
+    def __enter__(self) -> Front:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

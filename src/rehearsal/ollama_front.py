@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from src.rehearsal.http import HTTPFailure, JSONServer
+from src.rehearsal.http import Front, HTTPFailure
 from src.rehearsal.upstream import THINK_BUDGET, Completion, Upstream, text_of
 
 OLLAMA_VERSION = "0.12.6"  # the version this front answers as (the protocol as documented for it)
@@ -52,7 +52,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-class OllamaFront:
+class OllamaFront(Front):
     """The front: `url` is what OLLAMA_BASE_URL / models.json api_base point at."""
 
     def __init__(self, upstream: Upstream, tags: list[ServedTag], think_budget: int = THINK_BUDGET):
@@ -60,18 +60,8 @@ class OllamaFront:
         self.tags = {full_tag(t.tag): replace(t, tag=full_tag(t.tag)) for t in tags}  # Ollama lists name:tag
         self.think_budget = think_budget
         self.overflows: list[dict[str, Any]] = []  # prompts longer than the request's context window
-        self._server = JSONServer(self._handle, "ollama")
-        self.url = self._server.url
-        self.requests = self._server.requests
+        self._serve(self._handle, "ollama")
 
-    def close(self) -> None:
-        self._server.close()
-
-    def __enter__(self) -> OllamaFront:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     # --- routes --------------------------------------------------------------------------------------------------
     def _handle(self, method: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from src.rehearsal.http import HTTPFailure, JSONServer
+from src.rehearsal.http import Front, HTTPFailure
 from src.rehearsal.upstream import Upstream, UpstreamError
 
 
@@ -18,24 +18,14 @@ def _error(status: int, kind: str, message: str, code: str | None = None) -> HTT
     return HTTPFailure(status, {"error": {"message": message, "type": kind, "param": None, "code": code}})
 
 
-class OpenAIFront:
+class OpenAIFront(Front):
     """The front: `url` (ending in /v1) is what OPENAI_BASE_URL points at."""
 
     def __init__(self, upstream: Upstream, models: list[str]):
         self.upstream = upstream
         self.models = set(models)
-        self._server = JSONServer(self._handle, "openai")
-        self.url = f"{self._server.url}/v1"
-        self.requests = self._server.requests
+        self._serve(self._handle, "openai", "/v1")
 
-    def close(self) -> None:
-        self._server.close()
-
-    def __enter__(self) -> OpenAIFront:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def _handle(self, method: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
         path = path.rstrip("/")
