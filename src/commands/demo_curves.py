@@ -49,10 +49,15 @@ each with a paired 95% CI on the same eval examples as the baseline.
     specs = [sessions.spec(m) for m in models]
     explicit = bool(args.models) and args.tasks != "all"
     pairs = select_pairs(specs, tasks, results_dir, args.optimizer, explicit)
-    if not pairs:
+    if not pairs and (explicit or not models):
         raise UserError("no (model, task) pair qualifies: run the optimization first, or name pairs with --models and "
                         "--tasks (the default takes programs with >= 2 demos whose phase-1 delta was not "
                         "significantly positive)")
+    if not pairs:  # programs exist and the study's rule selected none of them: a finding, not a usage error
+        print(f"demo curves: none of the {args.optimizer} programs of {', '.join(models)} qualifies "
+              f"(the default takes programs with >= 2 demos whose phase-1 delta was not significantly positive): "
+              f"nothing to curve; name pairs with --models and --tasks to curve a program with fewer demos")
+        return 0
     for pair in pairs:
         print(f"  {pair.model} x {pair.task.key}: baseline + n = 0..{pair.k(args.max_demos)} demos "
               f"({pair.program.name})")
