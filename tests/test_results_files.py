@@ -216,3 +216,19 @@ def test_demo_curves_find_models_whose_keys_contain_underscores(tmp_path):
     for key in keys:
         assert f"{key} x analysis: baseline + n = 0..4 demos" in r.stdout, r.stdout
         assert f"{key} x agentic: baseline + n = 0..4 demos" in r.stdout, r.stdout
+
+
+def test_demo_curves_say_when_the_selection_rule_leaves_nothing_to_curve(tmp_path):
+    """Programs exist but none has the >= 2 demos the default takes (a small optimizer budget): a finding, exit 0 in
+    one line; a folder without programs stays an error."""
+    r = run_cli(["src.demo_curve_eval", "--limit", "2", "--results-dir", str(tmp_path), "--dry-run"])
+    assert r.returncode == 2 and "no (model, task) pair qualifies" in r.stderr
+    programs = tmp_path / "optimized_programs"
+    programs.mkdir()
+    path = programs / "llama3.2_analysis_mipro_v2.json"
+    path.write_text(json.dumps({"predict": {"demos": []}, "metadata": {"dependency_versions": {}}}))
+    path.with_suffix(".meta.json").write_text(json.dumps({"status": "ok", "n_demos_total": 1, "optimizer": "mipro_v2",
+                                                          "model": "llama3.2", "task": "analysis"}))
+    r = run_cli(["src.demo_curve_eval", "--limit", "2", "--results-dir", str(tmp_path), "--dry-run"])
+    assert r.returncode == 0, r.stderr
+    assert "nothing to curve" in r.stdout and "llama3.2" in r.stdout
