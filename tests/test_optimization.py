@@ -145,9 +145,9 @@ def test_eval_split_never_reaches_the_optimizer(embedded_config, tmp_path, monke
 
     real_dev = search.dev_score
 
-    def spy_dev(program, task_, dev, session, label):
+    def spy_dev(program, task_, dev, session, label, *rest):
         seen.extend(ex.id for ex in dev)
-        return real_dev(program, task_, dev, session, label)
+        return real_dev(program, task_, dev, session, label, *rest)
 
     monkeypatch.setattr(dspy.MIPROv2, "compile", spy_compile)
     monkeypatch.setattr(search, "dev_score", spy_dev)
