@@ -49,7 +49,41 @@ def test_independent_units_run_at_once_and_dependents_wait():
     assert order[-1] == "after"
     snap = progress.snapshot()
     assert snap.stages["s1"].done == 3 and snap.stages["s2"].done == 1 and snap.stages["s1"].waiting == 0
-    assert "s1" in render(snap) and "3 done" in render(snap)
+    assert "s1" in render(snap) and "3/3" in render(snap)
+    assert snap.stages["s1"].ended_s is not None and "ended after" in render(snap)
+
+
+def test_stage_eta_counts_the_calls_still_to_come_of_the_stage_and_those_before_it(monkeypatch):
+    from src.backends.endpoints import EndpointRegistry
+    from src.scheduling import progress as progress_mod
+
+    registry = EndpointRegistry()
+    budget = registry.budget("ep", 2)
+    noop = lambda: UnitResult("ran")  # noqa: E731
+    g = _graph([Unit("b1", "baseline", noop, calls={"ep": 10}), Unit("b2", "baseline", noop, calls={"ep": 10}),
+                Unit("o1", "optimize", noop, calls={"ep": 30}),
+                Unit("e1", "eval", noop, requires=("o1",), calls={"ep": 10})])
+    clock = [1000.0]
+    monkeypatch.setattr(progress_mod.time, "monotonic", lambda: clock[0])
+    p = StudyProgress(g, registry)
+    p.started("b1"), p.started("o1")
+    clock[0] += 5
+    budget.calls = 10  # b1 finished its 10 projected calls ...
+    p.finished("b1", UnitResult("ran"))
+    p.started("b2")
+    clock[0] += 5
+    budget.calls = 20  # ... and 10 more were made by the running units b2 and o1 (projected 10 + 30)
+    snap = p.snapshot()
+    rate = 20 / 10.0  # calls per second so far
+    # baseline: b2's 10 less its share (10 of 40) of the 10 calls running units made
+    assert snap.stages["baseline"].eta_s == pytest.approx((10 - 10 * 10 / 40) / rate)
+    # optimize ends after baseline and optimize: 10 + 30 less the 10 already made
+    assert snap.stages["optimize"].eta_s == pytest.approx((40 - 10) / rate)
+    assert snap.stages["eval"].eta_s == pytest.approx((50 - 10) / rate)
+    assert snap.stages["baseline"].started_s == 0 and snap.stages["eval"].started_s is None
+    text = render(snap)
+    assert "baseline" in text and "1/2" in text and "elapsed 0m10s, ETA 0m03s" in text
+    assert "ETA 0m20s" in text.splitlines()[3]  # eval: not started, its ETA alone
 
 
 def test_one_unit_at_a_time_when_bounded():
