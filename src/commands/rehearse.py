@@ -60,10 +60,20 @@ def _passthrough(args: argparse.Namespace, *, limit: bool = True) -> list[str]:
             out += [flag, str(value)]
     if limit and args.limit is not None:
         out += ["--limit", str(args.limit)]
+    if args.repeats > 1:  # every evaluating step repeats, so stability and the repeats' agreement reach routing
+        out += ["--repeats", str(args.repeats)]
+    if args.mlflow is not None:  # one tracking store for every step (each step's default would be the same folder)
+        out += ["--mlflow", args.mlflow or _default_tracking(args)]
     for flag in ("force", "no_cache", "verbose"):
         if getattr(args, flag, False):
             out.append("--" + flag.replace("_", "-"))
     return out
+
+
+def _default_tracking(args: argparse.Namespace) -> str:
+    from src.tracking.mlflow_log import tracking_uri
+
+    return tracking_uri("", Path(args.results_dir))
 
 
 def _steps(args: argparse.Namespace, config) -> list[Step]:
@@ -166,6 +176,8 @@ path: the numbers are a 135M stand-in's.
                         "derived study files; default 2)")
     p.add_argument("--stand-in-cap", type=common.whole_number(16), default=None, metavar="TOKENS",
                    help="most tokens the stand-in writes per reply whatever a request allows (default 512)")
+    common.add_repeats(p)
+    common.add_mlflow(p)
     p.add_argument("--serve", action="store_true", help="start the stand-ins, print the environment, wait")
     args = p.parse_args()
     config = load_config()
