@@ -102,8 +102,10 @@ SCORES = {"demo_curves/demo_curve_results.csv": (("model", "task", "condition", 
                                                   "phase1_delta", "repeats")),
           "demo_curves/decomposition.csv": (("model", "task"), ("k", "baseline", "score_n0", "score_nk",
                                                                 "instruction_effect", "demo_effect", "best_n")),
+          # not optimization_calls: the meter counts every attempt, and a request re-sent after a transient failure
+          # of the busy server, or answered from the cache in one run only, counts differently (as cache_hit does)
           "tipping_point/curve.csv": (("model", "task", "n"), ("seeds", "score", "ci_low", "ci_high", "delta", "p",
-                                                               "verdict", "n_examples", "optimization_calls")),
+                                                               "verdict", "n_examples", "p_holm")),
           "tipping_point/summary.csv": (("model", "task"), ("regime", "baseline", "best_n", "best_score",
                                                             "n_values", "seeds", "n_examples"))}
 

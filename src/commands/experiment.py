@@ -108,6 +108,16 @@ def resolve_models(exp: Experiment, sessions: Sessions, override: str | None) ->
         if exp.teacher and sessions.backend(exp.teacher).problems():
             exp.notes.append(f"teacher {exp.teacher} is not available: each student teaches itself")
             exp.teacher = None
+        tp = exp.tipping_point
+        if tp is not None:  # the tipping point's own models, likewise
+            for key in [k for k in tp.models if sessions.backend(k).problems()]:
+                exp.notes.append(f"tipping point: skipping {key} ({sessions.backend(key).problems()[0]})")
+                tp.models.remove(key)
+            if tp.teacher and sessions.backend(tp.teacher).problems():
+                exp.notes.append(f"tipping point: teacher {tp.teacher} is not available: each model teaches itself")
+                tp.teacher = None
+            if not tp.models:
+                exp.tipping_point = None
     if not exp.students and not exp.references:
         raise UserError(f"{exp.path.name}: no model of this experiment is available")
     return exp.students + exp.references
