@@ -316,6 +316,11 @@ def main() -> int:
     print(f"experiment {exp.name} ({exp.path}): students {exp.students or '-'}, references {exp.references or '-'}, "
           f"teacher {exp.teacher or '(students teach themselves)'}, tasks {exp.tasks}, optimizer {exp.optimizer} "
           f"preset {exp.preset}, seeds {exp.seeds}")
+    later = [f"demo curves ({exp.demo_curves.pairs} programs)" if x == "demo_curves" and exp.demo_curves else
+             f"tipping point ({', '.join(exp.tipping_point.models)}; n = {exp.tipping_point.n})"
+             if x == "tipping_point" and exp.tipping_point else "" for x in stages if x in LATER_STUDIES]
+    if any(later):
+        print(f"  later studies: {'; '.join(x for x in later if x)}")
     for note in exp.notes:
         print(f"  note: {note}")
     if args.executor in ("local", "ray") and args.mlflow is not None:
