@@ -168,7 +168,9 @@ def tipping_lines(results_dir: Path, student: ModelSpec, teacher: ModelSpec, tas
 def study_lines(exp: Any, config: Any, results_dir: Path, data_mode: str, limit: int | None,
                 ref_limit: int | None, stages: list[str]) -> list[Line]:
     """A study's projected spend, stage by stage as ./run_experiment.sh would run them: baselines of students and
-    references, the optimizer's projection for each student, the optimized evaluation of each student."""
+    references, the optimizer's projection for each student, the optimized evaluation of each student, and the
+    later studies the study configures (each student's demo curve at the most demos its program can hold; the
+    tipping point's cells)."""
     from src.evaluation.matrix import DataCache
     from src.optimization.arms import get_arm
     from src.optimization.presets import preset as get_preset
@@ -207,6 +209,38 @@ def study_lines(exp: Any, config: Any, results_dir: Path, data_mode: str, limit:
                 proj = arm.projected(task, budget, n_train, dev, n_seeds)
                 out += optimization_lines(results_dir, spec, teacher or spec, task, td.train, proj.student,
                                           proj.teacher)
+        if "demo_curves" in stages and exp.demo_curves is not None:  # every student's pair, k at its most
+            settings = {"mipro_v2": budget.mipro, "bootstrap_rs": budget.bootstrap_rs}.get(exp.optimizer, {})
+            k = exp.demo_curves.max_demos if exp.demo_curves.max_demos is not None else \
+                max(int(settings.get("max_bootstrapped_demos", 0)), int(settings.get("max_labeled_demos", 0)))
+            for spec in students:
+                out += demo_curve_lines(results_dir, spec, task, td.eval_subset(limit or None), k + 2,
+                                        repeats=exp.repeats)
+    if "tipping_point" in stages and exp.tipping_point is not None:
+        out += _tipping_study_lines(exp, config, results_dir, data, limit)
+    return out
+
+
+def _tipping_study_lines(exp: Any, config: Any, results_dir: Path, data: Any, limit: int | None) -> list[Line]:
+    """The study file's tipping point, as the tipping-point command projects it."""
+    from src.optimization.presets import preset as get_preset
+    from src.tasks import get_task, resolve_task_keys
+    from src.tasks.splits import optimization_sets
+
+    tp = exp.tipping_point
+    budget = get_preset(tp.preset)
+    cells = len([n for n in tp.n if n > 0]) * len(tp.seeds)
+    out: list[Line] = []
+    for key in resolve_task_keys(tp.tasks or exp.tasks, config):
+        task = get_task(key, config)
+        try:
+            td = data.get(task)
+            train, dev = optimization_sets(task, td, budget.train_size, budget.dev_size)
+        except UserError:
+            continue  # the cells report it
+        for m in tp.models:
+            out += tipping_lines(results_dir, config.model(m), config.model(tp.teacher or m), task, train, len(dev),
+                                 td.eval_subset(limit or None), cells, budget, repeats=exp.repeats)
     return out
 
 

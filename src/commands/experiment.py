@@ -26,10 +26,10 @@ from src.registry import Config, load_config
 from src.registry import experiments as study_files
 from src.registry.experiments import EXPERIMENTS_DIR, Experiment
 from src.scheduling.local import DEFAULT_MAX_UNITS
+from src.scheduling.settings import CORE_STAGES, LATER_STUDIES, STAGES
 from src.tasks import resolve_task_keys
 from src.tasks.sources import DATA_MODES
 
-STAGES = ("baseline", "optimize", "eval", "consolidate")
 EXECUTORS = ("local", "ray", "stages")
 
 
@@ -42,8 +42,10 @@ def choose_auto(config: Config) -> tuple[str, str]:
     """The full study when Ollama serves its models and an OpenAI key is set; otherwise embedded, saying why."""
     full = load_experiment(study_files.preset_file("full"), config)
     sessions = Sessions(config)
-    reasons = [p for key in full.students + ([full.teacher] if full.teacher else [])
-               for p in sessions.backend(key).problems()]
+    tipping = full.tipping_point
+    keys = full.students + ([full.teacher] if full.teacher else []) \
+        + ((tipping.models + ([tipping.teacher] if tipping.teacher else [])) if tipping else [])
+    reasons = [p for key in dict.fromkeys(keys) for p in sessions.backend(key).problems()]
     if not reasons:
         return "full", "Ollama serves the study's models and OPENAI_API_KEY is set"
     seen, short = set(), []
@@ -53,6 +55,27 @@ def choose_auto(config: Config) -> tuple[str, str]:
             seen.add(key)
             short.append(key)
     return "embedded", "the full study cannot run here: " + "; ".join(short)
+
+
+def narrow_tasks(exp: Experiment, tasks: str, config: Config) -> None:
+    """--tasks: the study's tasks, and the tipping point's own task list within them (dropped, with a note, when
+    none of its tasks is left)."""
+    keys = resolve_task_keys(tasks, config)
+    exp.tasks = tasks
+    tp = exp.tipping_point
+    if tp is not None and tp.tasks:
+        kept = [k for k in resolve_task_keys(tp.tasks, config) if k in keys]
+        if kept:
+            tp.tasks = ",".join(kept)
+        else:
+            exp.notes.append(f"tipping point not run: none of its tasks ({tp.tasks}) is among --tasks {tasks}")
+            exp.tipping_point = None
+
+
+def default_stages(exp: Experiment) -> list[str]:
+    """--phases by default: baseline, optimize, eval, the later studies the study file configures, consolidate."""
+    configured = {"demo_curves": exp.demo_curves is not None, "tipping_point": exp.tipping_point is not None}
+    return [x for x in STAGES if configured.get(x, True)]
 
 
 @dataclass
@@ -85,12 +108,22 @@ def resolve_models(exp: Experiment, sessions: Sessions, override: str | None) ->
         if exp.teacher and sessions.backend(exp.teacher).problems():
             exp.notes.append(f"teacher {exp.teacher} is not available: each student teaches itself")
             exp.teacher = None
+        tp = exp.tipping_point
+        if tp is not None:  # the tipping point's own models, likewise
+            for key in [k for k in tp.models if sessions.backend(k).problems()]:
+                exp.notes.append(f"tipping point: skipping {key} ({sessions.backend(key).problems()[0]})")
+                tp.models.remove(key)
+            if tp.teacher and sessions.backend(tp.teacher).problems():
+                exp.notes.append(f"tipping point: teacher {tp.teacher} is not available: each model teaches itself")
+                tp.teacher = None
+            if not tp.models:
+                exp.tipping_point = None
     if not exp.students and not exp.references:
         raise UserError(f"{exp.path.name}: no model of this experiment is available")
     return exp.students + exp.references
 
 
-def plan(exp: Experiment, args: Any, results_dir: Path, stages: list[str]) -> list[Stage]:
+def plan(exp: Experiment, args: Any, results_dir: Path, stages: list[str], config: Config | None = None) -> list[Stage]:
     py = [sys.executable, "-m"]
     common = ["--tasks", exp.tasks, "--data", args.data or exp.data, "--results-dir", str(results_dir)]
     if args.adapter or exp.adapter:
@@ -137,6 +170,27 @@ def plan(exp: Experiment, args: Any, results_dir: Path, stages: list[str]) -> li
         out.append(Stage("eval", py + ["src.run_optimized_eval", "--models", ",".join(exp.students), "--optimizer",
                                        exp.optimizer, "--limit", str(limit or 0)] + common + evals,
                              len(exp.students) * n_tasks))
+    if exp.students and "demo_curves" in stages and exp.demo_curves is not None:
+        dc = exp.demo_curves
+        # the command takes every program with a demo when both --models and --tasks (not "all") name the pairs,
+        # and applies its selection rule otherwise (without --models: the results folder's programs, the students')
+        keys = ",".join(resolve_task_keys(exp.tasks, config)) if config is not None else exp.tasks
+        who = ["--models", ",".join(exp.students), "--tasks", keys] if dc.pairs == "all" else \
+            (["--models", ",".join(exp.students)] if exp.tasks == "all" else ["--tasks", exp.tasks])
+        out.append(Stage("demo_curves", py + ["src.demo_curve_eval"] + who + common[2:]  # common[:2]: --tasks
+                         + ["--optimizer", exp.optimizer, "--limit", str(limit or 0)]
+                         + (["--max-demos", str(dc.max_demos)] if dc.max_demos is not None else []) + evals,
+                         len(exp.students) * n_tasks))
+    if "tipping_point" in stages and exp.tipping_point is not None:
+        tp = exp.tipping_point
+        tip_tasks = tp.tasks or exp.tasks
+        out.append(Stage("tipping_point", py + ["src.tipping_point.runner", "--models", ",".join(tp.models),
+                                                "--tasks", tip_tasks] + common[2:]  # common[:2]: the study's --tasks
+                         + ["--n", ",".join(map(str, tp.n)), "--seeds", ",".join(map(str, tp.seeds)),
+                            "--preset", tp.preset, "--limit", str(limit or 0)]
+                         + (["--candidates", str(tp.candidates)] if tp.candidates else [])
+                         + (["--teacher", tp.teacher] if tp.teacher else []) + evals,
+                         len(tp.models) * (len(tip_tasks.split(",")) if tip_tasks != "all" else 9)))
     if "consolidate" in stages:
         out.append(Stage("consolidate", py + ["src.consolidate_results", "--results-dir", str(results_dir)], 1))
     return out
@@ -215,8 +269,9 @@ def main() -> int:
     p = common.parser("Run the study end to end: baselines, optimization, optimized evaluation, consolidation.")
     p.add_argument("--preset", default="auto", help="auto | embedded | full | any experiments/<name>.yaml")
     p.add_argument("--config", default=None, help="an experiment file (YAML) instead of a preset")
-    p.add_argument("--phases", default=",".join(STAGES), help="the stages to run: a comma-separated subset of "
-                   + ",".join(STAGES))
+    p.add_argument("--phases", default=None, help="the stages to run: a comma-separated subset of "
+                   + ",".join(STAGES) + " (default: " + ",".join(CORE_STAGES) + ", the later studies the study file "
+                   "configures, consolidate)")
     common.add_repeats(p)
     common.add_mlflow(p)
     p.add_argument("--executor", choices=EXECUTORS, default="local",
@@ -236,7 +291,7 @@ def main() -> int:
     config = load_config()
     stages = common.split_list(args.phases)
     bad = [x for x in stages if x not in STAGES]
-    if bad or not stages:
+    if bad or (args.phases is not None and not stages):
         raise UserError(f"--phases takes a comma-separated subset of {','.join(STAGES)}, not '{args.phases}'")
     if args.config:
         exp = load_experiment(Path(args.config), config)
@@ -247,8 +302,13 @@ def main() -> int:
             print(f"preset auto -> {name}: {why}")
         exp = load_experiment(study_files.preset_file(name), config)
     if args.tasks and args.tasks != "all":
-        resolve_task_keys(args.tasks, config)
-        exp.tasks = args.tasks
+        narrow_tasks(exp, args.tasks, config)
+    stages = stages or default_stages(exp)
+    if "demo_curves" in stages and exp.demo_curves is None:  # asked for by name: the command's defaults
+        exp.demo_curves = study_files.DemoCurvesStudy()
+    if "tipping_point" in stages and exp.tipping_point is None:
+        raise UserError(f"--phases tipping_point: {exp.path} configures no tipping point for these tasks (add "
+                        f"tipping_point: {{models: [...], n: [...], seeds: [...]}})")
     config = study_run.with_endpoint_overrides(config, exp)
     sessions = Sessions(config)
     models = resolve_models(exp, sessions, args.models)
@@ -256,6 +316,11 @@ def main() -> int:
     print(f"experiment {exp.name} ({exp.path}): students {exp.students or '-'}, references {exp.references or '-'}, "
           f"teacher {exp.teacher or '(students teach themselves)'}, tasks {exp.tasks}, optimizer {exp.optimizer} "
           f"preset {exp.preset}, seeds {exp.seeds}")
+    later = [f"demo curves ({exp.demo_curves.pairs} programs)" if x == "demo_curves" and exp.demo_curves else
+             f"tipping point ({', '.join(exp.tipping_point.models)}; n = {exp.tipping_point.n})"
+             if x == "tipping_point" and exp.tipping_point else "" for x in stages if x in LATER_STUDIES]
+    if any(later):
+        print(f"  later studies: {'; '.join(x for x in later if x)}")
     for note in exp.notes:
         print(f"  note: {note}")
     if args.executor in ("local", "ray") and args.mlflow is not None:
@@ -264,7 +329,7 @@ def main() -> int:
         args.executor = "stages"
     if args.executor in ("local", "ray"):
         return _run_scheduled(exp, args, config, results_dir, stages, models)
-    steps = plan(exp, args, results_dir, stages)
+    steps = plan(exp, args, results_dir, stages, config)
     env = dict(os.environ)
     if args.no_cache:
         steps = [Stage(s.name, s.argv + (["--no-cache"] if s.name != "consolidate" else []), s.expected_units)
@@ -306,10 +371,13 @@ def _run_scheduled(exp: Experiment, args: Any, config: Config, results_dir: Path
     if args.dry_run:
         study_run.print_schedule(graph, data)
         print("\nthe same units, one stage at a time (--executor stages), are these commands:")
-        for s in plan(exp, args, results_dir, stages):
+        for s in plan(exp, args, results_dir, stages, config):
             print(f"  {_show(s.argv)}")
         return 0
     executor = None
+    if args.executor == "ray" and any(u.stage in LATER_STUDIES for u in graph.units.values()):
+        print("note: under --executor ray the demo-curve and tipping-point units run on the driver, as optimization "
+              "does (their LM requests are sent from here)")
     if args.executor == "ray":
         from src.scheduling.ray_executor import RayExecutor
 

@@ -31,9 +31,15 @@ def with_endpoint_overrides(config: Config, exp: Experiment) -> Config:
     return config
 
 
+def tipping_task_keys(exp: Experiment, config: Config) -> list[str]:
+    """The tipping point's tasks: its own list, else the study's."""
+    return resolve_task_keys(exp.tipping_point.tasks or exp.tasks, config) if exp.tipping_point else []
+
+
 def study_settings(exp: Experiment, args: Any, config: Config, results_dir: Path, stages: list[str]) -> StudySettings:
     limit = args.limit if args.limit is not None else exp.limit
     ref_limit = args.limit if args.limit is not None else (exp.reference_limit or limit)
+    later = "tipping_point" in stages
     return StudySettings(
         students=list(exp.students), references=list(exp.references), teacher=exp.teacher,
         tasks=[get_task(k, config) for k in resolve_task_keys(exp.tasks, config)],
@@ -42,7 +48,10 @@ def study_settings(exp: Experiment, args: Any, config: Config, results_dir: Path
         seeds=list(exp.seeds), train_size=exp.train_size, dev_size=exp.dev_size, adapter=args.adapter or exp.adapter,
         force=args.force, stages=stages,
         consolidate_opts=Options(results_dir, results_dir / "golden") if "consolidate" in stages else None,
-        config=config, repeats=args.repeats or exp.repeats)
+        config=config, repeats=args.repeats or exp.repeats,
+        demo_curves=exp.demo_curves if "demo_curves" in stages else None,
+        tipping_point=exp.tipping_point if later else None,
+        tipping_tasks=[get_task(k, config) for k in tipping_task_keys(exp, config)] if later else [])
 
 
 def make_sessions(config: Config, exp: Experiment, args: Any) -> Sessions:
@@ -82,6 +91,10 @@ def run_local(graph: UnitGraph, settings: StudySettings, sessions: Sessions, *, 
     budget = preset(settings.preset)
     sessions.preflight(students + others, settings.adapter,
                        max_tokens=budget.max_tokens if "optimize" in settings.stages else None, capped=students)
+    tp = settings.tipping_point
+    if tp is not None:  # as the tipping-point command: its students under the preset's generation cap
+        sessions.preflight(tp.models + ([tp.teacher] if tp.teacher else []), settings.adapter,
+                           max_tokens=preset(tp.preset).max_tokens, capped=tp.models)
     quiet_optimizer_logs(False)
     progress = StudyProgress(graph)
     t0 = time.time()

@@ -11,7 +11,7 @@ from src.errors import UserError
 from src.evaluation.matrix import DataCache
 from src.optimization.presets import preset
 from src.registry import load_config
-from src.registry.protocol import DEFAULT_EVAL_LIMIT, STUDY_SEEDS
+from src.registry.protocol import DEFAULT_EVAL_LIMIT, STUDY_SEEDS, TIPPING_PRESET
 from src.results.ledger import ledger_append
 from src.results.naming import tipping_checkpoint
 from src.results.provenance import run_context
@@ -32,7 +32,7 @@ Every (model, task, n, seed) is a checkpoint file; a killed run resumes from the
     p.add_argument("--n", default=",".join(map(str, DEFAULT_NS)), help="demo counts to try (default 0,1,2,3,5,8)")
     p.add_argument("--seeds", default=",".join(map(str, STUDY_SEEDS)))
     p.add_argument("--teacher", default=None, help="bootstraps the demos (default: the student itself)")
-    p.add_argument("--preset", default="quick", help="train/dev sizes and candidate count (see run_optimization)")
+    p.add_argument("--preset", default=TIPPING_PRESET, help="train/dev sizes and candidate count (see run_optimization)")
     p.add_argument("--candidates", type=common.whole_number(1), default=None,
                    help="random-search candidate programs per cell")
     common.add_repeats(p)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 @dataclass
 class UnitResult:
@@ -33,6 +34,8 @@ class Unit:
     model: str = ""
     task: str = ""
     label: str = ""  # how summaries name it ("llama3.2 x math", as the stage runners' ledgers do); default: id
+    # the evaluation CSVs the unit leaves, for the per-stage findings (None: the study derives them from the id)
+    results: Callable[[], list[Path]] | None = None
 
     @property
     def deps(self) -> tuple[str, ...]:

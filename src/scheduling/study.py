@@ -1,5 +1,6 @@
 """A study file as a unit graph: baseline (model, task) for students and references; optimize as a dev-baseline
-unit, one unit per seed and a select-best unit per (model, task); optimized eval (model, task); consolidate.
+unit, one unit per seed and a select-best unit per (model, task); optimized eval (model, task); the later studies
+the study configures (demo curves, tipping-point cells: src.scheduling.later_studies); consolidate.
 
 Each unit calls the same library functions the stage runners call (src.evaluation.matrix.run_eval_unit,
 src.optimization.search's prepare / run_seed / finish, the golden consolidation), on the same files under the same
@@ -12,12 +13,9 @@ from __future__ import annotations
 
 import sys
 import threading
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from src.backends.adapters import build_adapter, choose_adapter
-from src.backends.endpoints import LOCAL_CPU
 from src.errors import UserError
 from src.evaluation.engine import example_calls
 from src.evaluation.matrix import DataCache, run_eval_unit
@@ -30,55 +28,15 @@ from src.results.naming import (arm_for_optimizer, dev_baseline, meta_path, pref
 from src.results.provenance import run_context
 from src.results.schema import DevBaseline, ProgramMeta, SeedMeta, UnitMeta
 from src.scheduling.graph import Unit, UnitGraph, UnitResult
+from src.scheduling.later_studies import demo_curve_units, tipping_point_units
+from src.scheduling.settings import StudySettings, spread
 from src.tasks.bounds import bound_for
 
 if TYPE_CHECKING:
     from src.backends.session import Sessions
     from src.tasks.base import Task
 
-STAGES = ("baseline", "optimize", "eval", "consolidate")
-
-
-@dataclass
-class StudySettings:
-    """Everything a study run is made of, once the study file and the flags are merged."""
-
-    students: list[str]
-    references: list[str]
-    teacher: str | None
-    tasks: list[Task]
-    data_mode: str
-    results_dir: Path
-    limit: int | None
-    reference_limit: int | None
-    optimizer: str
-    preset: str
-    seeds: list[int]
-    train_size: int | None
-    dev_size: int | None
-    adapter: str | None
-    force: bool
-    stages: list[str]
-    consolidate_opts: Any = None  # src.consolidation.analysis.Options, when "consolidate" is a stage
-    config: Any = None  # the registry (src.registry.Config), for consolidation's task metrics
-    evaluator: Any = None  # where evaluation units evaluate their examples (None: here; the Ray executor's: a node)
-    repeats: int = 1  # attempts per eval example (--repeats / the study's repeats)
-
-
-def endpoint_names(sessions: Sessions, key: str) -> list[str]:
-    """The endpoint budgets a model's requests take (its replicas; the local CPU for embedded models)."""
-    backend = sessions.backend(key)
-    if backend.provider == "embedded":
-        return [LOCAL_CPU]
-    return list(dict.fromkeys(backend.budget_name(u) for u in backend.base_urls()))
-
-
-def _spread(sessions: Sessions, key: str, calls: int, into: dict[str, int] | None = None) -> dict[str, int]:
-    out = into if into is not None else {}
-    names = endpoint_names(sessions, key)
-    for i, name in enumerate(names):
-        out[name] = out.get(name, 0) + calls // len(names) + (1 if i < calls % len(names) else 0)
-    return out
+__all__ = ["StudySettings", "build_graph", "stage_findings"]  # StudySettings lived here; its users import it from here
 
 
 def build_graph(s: StudySettings, sessions: Sessions, data: DataCache, ctx: dict[str, Any] | None = None) -> UnitGraph:
@@ -101,6 +59,10 @@ def build_graph(s: StudySettings, sessions: Sessions, data: DataCache, ctx: dict
             for task in s.tasks:
                 needs = (f"select {m}/{task.key}",) if "optimize" in s.stages else ()
                 graph.add(_eval_unit("eval", arm, m, task, s.limit, s, sessions, data, ctx, needs))
+    if s.students and "demo_curves" in s.stages and s.demo_curves is not None:
+        demo_curve_units(graph, s, sessions, data, ctx)
+    if "tipping_point" in s.stages and s.tipping_point is not None:
+        tipping_point_units(graph, s, sessions, data, ctx)
     if "consolidate" in s.stages and s.consolidate_opts is not None:
         graph.add(Unit("consolidate", "consolidate", lambda: _consolidate(s), after=tuple(graph.units)))
     return graph
@@ -134,7 +96,7 @@ def _eval_unit(stage: str, arm: str, model: str, task: Task, limit: int | None, 
         return UnitResult(r.status, r.message, str(r.extra.get("cause") or r.message), r.wall_s)
 
     label = "baseline" if arm == "baseline" else "eval"
-    return Unit(f"{label} {model}/{task.key}", stage, run, requires=requires, calls=_spread(sessions, model, calls),
+    return Unit(f"{label} {model}/{task.key}", stage, run, requires=requires, calls=spread(sessions, model, calls),
                 model=model, task=task.key, label=f"{model} x {task.key}")
 
 
@@ -202,12 +164,12 @@ def _optimize_units(graph: UnitGraph, model: str, task: Task, s: StudySettings, 
         return UnitResult(r.status)
 
     prep = graph.add(Unit(f"optimize {base}: dev baseline", "optimize", prepare,
-                          calls=_spread(sessions, model, dev_size), model=model, task=task.key,
+                          calls=spread(sessions, model, dev_size), model=model, task=task.key,
                           label=f"{model} x {task.key} dev baseline"))
     seed_ids = []
     for seed in seeds:
-        calls = _spread(sessions, model, max(0, per_seed.student - dev_size))
-        _spread(sessions, teacher, per_seed.teacher, calls)
+        calls = spread(sessions, model, max(0, per_seed.student - dev_size))
+        spread(sessions, teacher, per_seed.teacher, calls)
         u = graph.add(Unit(f"optimize {base} seed {seed}", "optimize", lambda seed=seed: seed_unit(seed),
                            requires=(prep.id,), calls=calls, model=model, task=task.key,
                            label=f"{model} x {task.key} seed {seed}"))
@@ -235,6 +197,10 @@ def stage_findings(s: StudySettings, graph: UnitGraph, sessions: Sessions) -> di
         if not u.model or u.stage in ("select", "consolidate"):
             continue
         f = out.setdefault(u.stage, {"examples": 0, "parse_failures": 0, "errors": 0, "failed_seeds": 0})
+        if u.results is not None:  # a unit that names its evaluation files (the later studies' conditions, cells)
+            for csv in u.results():
+                _count(f, UnitMeta.read_optional(meta_path(csv)))
+            continue
         if u.stage == "optimize":
             seeds_at = seed_dir(s.results_dir, u.model, u.task, s.optimizer)
             if u.id.endswith(": dev baseline"):
@@ -251,12 +217,15 @@ def stage_findings(s: StudySettings, graph: UnitGraph, sessions: Sessions) -> di
         spec = sessions.spec(u.model)
         csv = result_csv(s.results_dir, prefix_for(spec), "baseline" if u.stage.startswith("baseline") else arm,
                          u.task, u.model)
-        meta = UnitMeta.read_optional(meta_path(csv))
-        if meta is not None:
-            f["examples"] += meta.summary.n
-            f["parse_failures"] += meta.summary.parse_failures
-            f["errors"] += meta.summary.errors
+        _count(f, UnitMeta.read_optional(meta_path(csv)))
     return out
+
+
+def _count(findings: dict[str, int], meta: UnitMeta | None) -> None:
+    if meta is not None:
+        findings["examples"] += meta.summary.n
+        findings["parse_failures"] += meta.summary.parse_failures
+        findings["errors"] += meta.summary.errors
 
 
 def _consolidate(s: StudySettings) -> UnitResult:

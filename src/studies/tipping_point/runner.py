@@ -21,6 +21,7 @@ import dspy
 from src.backends.session import meter_delta
 from src.evaluation.unit import EvalUnit, program_sha, run_unit
 from src.optimization.programs import describe_program
+from src.registry.protocol import TIPPING_NS
 from src.results.checkpoint import REFUSE, REPLACE, claim
 from src.results.naming import prefix_for, result_csv, tipping_arm, tipping_checkpoint, tipping_dir, unit_files
 from src.results.schema import TippingCheckpoint
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from src.tasks.example import TaskExample
     from src.tasks.splits import TaskData
 
-DEFAULT_NS = (0, 1, 2, 3, 5, 8)
+DEFAULT_NS = TIPPING_NS  # the protocol's (src.registry.protocol): the study file's default too
 
 
 def compile_n(task: Task, trainset: list[dspy.Example], valset: list[dspy.Example], student: ModelSession,
