@@ -28,7 +28,6 @@ from src.backends.adapters import thinking_traces
 from src.backends.endpoints import Router
 from src.backends.failures import Endpoint
 from src.backends.retry import RetryPolicy, note_retry
-from src.backends.single_flight import SINGLE_FLIGHT, request_key
 
 
 class Meter:
@@ -193,20 +192,7 @@ class MeteredLM(dspy.LM):
                                          int(usage.get("completion_tokens") or 0)))
         super().update_history(entry)
 
-    def _flight_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        """The single-flight key of a request the response cache may answer; None when it may not."""
-        if not kwargs.get("cache", getattr(self, "cache", False)):
-            return None
-        return request_key(str(self.model), args, {**self.kwargs, **kwargs})
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key = self._flight_key(args, kwargs)
-        if key is None:
-            return self._call(args, kwargs)
-        with SINGLE_FLIGHT.turn(key):
-            return self._call(args, kwargs)
-
-    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         attempt = 0
         while True:
             hold = self._reserve(args, kwargs)
@@ -225,13 +211,6 @@ class MeteredLM(dspy.LM):
                 self._release(hold)
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
-        key = self._flight_key(args, kwargs)
-        if key is None:
-            return await self._acall(args, kwargs)
-        async with SINGLE_FLIGHT.aturn(key):
-            return await self._acall(args, kwargs)
-
-    async def _acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         import asyncio
 
         attempt = 0
