@@ -93,6 +93,13 @@ def test_dry_run_lists_the_later_studies_with_their_dependencies(tmp_path):
                    cwd=tmp_path)
     assert only.returncode == 0, only.stderr[-2000:]
     assert list(_units(only.stdout)) == [f"demo curve {base}"] and "(after" not in only.stdout
+    # every attempt of --repeats is a request: the baseline's projection and the later studies' scale with k
+    thrice = run_cli(["src.experiment", "--config", str(_study(tmp_path)), "--repeats", "3", "--dry-run"],
+                     cwd=tmp_path)
+    assert thrice.returncode == 0, thrice.stderr[-2000:]
+    assert "calls local-cpu: ~2" in units[f"baseline {base}"]
+    assert "calls local-cpu: ~6" in _units(thrice.stdout)[f"baseline {base}"]
+    assert "calls local-cpu: ~24" in _units(thrice.stdout)[f"demo curve {base}"]
 
 
 # ---- end to end on the embedded model ------------------------------------------------------------------------------

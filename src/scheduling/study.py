@@ -74,7 +74,7 @@ def _eval_unit(stage: str, arm: str, model: str, task: Task, limit: int | None, 
     try:  # the data first: some programs are built from it (classification's label names)
         n = len(data.get(task).eval_subset(limit))
         adapter = build_adapter(choose_adapter(spec, s.adapter), spec)  # no LM is made (nor a server started) here
-        calls = n * example_calls(task.program(), adapter)
+        calls = n * example_calls(task.program(), adapter) * s.repeats  # every attempt of --repeats is a request
     except UserError:  # data that cannot load: the unit itself reports it when it runs
         calls = 0
 
