@@ -62,18 +62,12 @@ def _passthrough(args: argparse.Namespace, *, limit: bool = True) -> list[str]:
         out += ["--limit", str(args.limit)]
     if args.repeats > 1:  # every evaluating step repeats, so stability and the repeats' agreement reach routing
         out += ["--repeats", str(args.repeats)]
-    if args.mlflow is not None:  # one tracking store for every step (each step's default would be the same folder)
-        out += ["--mlflow", args.mlflow or _default_tracking(args)]
+    if args.mlflow is not None:  # every step logs; without a URI each defaults to the same store (its --results-dir)
+        out += ["--mlflow"] + ([args.mlflow] if args.mlflow else [])
     for flag in ("force", "no_cache", "verbose"):
         if getattr(args, flag, False):
             out.append("--" + flag.replace("_", "-"))
     return out
-
-
-def _default_tracking(args: argparse.Namespace) -> str:
-    from src.tracking.mlflow_log import tracking_uri
-
-    return tracking_uri("", Path(args.results_dir))
 
 
 def _steps(args: argparse.Namespace, config) -> list[Step]:
