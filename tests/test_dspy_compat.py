@@ -46,3 +46,49 @@ def test_mipro_projection_counts_calls_from_mipro_s_own_estimate():
 def test_gepa_feedback_type_is_importable():
     score = dspy_compat.ScoreWithFeedback(score=0.5, feedback="close")
     assert score.score == 0.5 and score.feedback == "close"
+
+
+_FIRST_REQUESTS = r'''
+import json, sys, threading
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from loopback import ScriptedOpenAI, chat_reply
+from src.backends.session import Sessions, SessionOptions
+from src.registry import load_config
+
+with ScriptedOpenAI(lambda req, i: chat_reply(req)) as server:
+    Path("models.json").write_text(json.dumps({"models": [{
+        "key": "loop", "provider": "openai_compatible", "model_id": "loop", "kind": "api", "api_base": server.url,
+        "api_key_env": "LOOP_KEY", "max_tokens": 50}]}))
+    lm = Sessions(load_config(), SessionOptions(cache=False, concurrency=8)).session("loop").lm
+    print("loaded" if "litellm" in sys.modules and type(sys.modules["litellm"]).__name__ == "module" else "lazy")
+    errors, start = [], threading.Barrier(8)
+    def first(i):
+        start.wait()
+        try:
+            lm(messages=[{"role": "user", "content": f"question {i}"}])
+        except Exception as exc:
+            errors.append(repr(exc))
+    threads = [threading.Thread(target=first, args=(i,)) for i in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    print(json.dumps(errors))
+'''
+
+
+def test_a_session_loads_litellm_before_its_first_requests_race_on_it(tmp_path):
+    """DSPy imports LiteLLM lazily on the first request; eight first requests at once raced on that import and one
+    failed ("partially initialized module 'litellm'"). A fresh process: the opened session has it loaded, and eight
+    simultaneous first requests all succeed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    proc = subprocess.run([sys.executable, "-c", _FIRST_REQUESTS, str(tests)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**__import__("os").environ, "LOOP_KEY": "sk-loop",
+                                                       "PYTHONPATH": str(tests.parent)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded, errors = proc.stdout.strip().splitlines()[-2:]
+    assert loaded == "loaded"
+    assert errors == "[]"

@@ -203,3 +203,30 @@ def test_an_optimization_sidecar_records_the_cap_and_the_run_spend(tmp_path):
     assert meta["spend"]["max_cost_usd"] == 5 and meta["spend"]["stopped_at_cap"] is False
     # every request the server answered was metered against the cap at the registry's prices
     assert meta["spend"]["run_spent_usd"] == pytest.approx(calls * CALL_USD, rel=1e-6)
+
+
+def test_a_study_projects_every_attempt_of_its_repeats_and_only_what_is_left(tmp_path):
+    """The study's refusal check projects what the run will request: every attempt of --repeats (it projected one
+    per example, a third of a --repeats 3 run's spend), and on a rerun only the attempts its journals do not hold."""
+    with ScriptedOpenAI(_yes) as server:
+        _models_json(tmp_path, server.url)
+        study = tmp_path / "study.yaml"
+        study.write_text("name: capped\nreferences: [priced]\ntasks: analysis\nlimit: 5\ndata: builtin\n")
+
+        def run(*more: str):
+            r = run_cli(["src.experiment", "--config", str(study), "--phases", "baseline", "--results-dir",
+                         str(tmp_path / "results"), "--no-cache", "--adapter", "json", "--max-cost", "1", *more],
+                        cwd=tmp_path, env={"PRICED_KEY": KEY})
+            assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+            return r.stdout
+
+        first = run("--repeats", "3")
+        assert "projected spend priced x analysis baseline (15 attempts to do): 15 calls" in first
+        assert len(server.requests) == 15
+        again = run("--repeats", "3")
+        assert "projected spend priced x" not in again and "projected spend: $0.0000" in again
+        assert len(server.requests) == 15  # resumed: nothing left to request
+        more = run("--repeats", "4")  # a larger k extends the unit by its new attempts only
+        assert "(5 attempts to do): 5 calls" in more and len(server.requests) == 20
+        forced = run("--repeats", "4", "--force", "--dry-run")
+        assert "(20 attempts to do): 20 calls" in forced

@@ -7,7 +7,11 @@ Why each is needed:
 - the optimization runner projects MIPROv2's LM calls before spending any, with MIPROv2's own arithmetic
   (`_set_random_seeds`, `_set_num_trials_from_num_candidates`, `_estimate_lm_calls`, `AUTO_RUN_SETTINGS`,
   `MIN_MINIBATCH_SIZE`), whose results DSPy only returns as display strings (parsed here);
-- GEPA's metric must return DSPy's `ScoreWithFeedback`.
+- GEPA's metric must return DSPy's `ScoreWithFeedback`;
+- DSPy imports LiteLLM lazily on the first request (`dspy.clients._litellm.get_litellm`), unguarded: the first
+  requests of a unit, sent from several threads at once, raced on that import and one failed with "partially
+  initialized module 'litellm' has no attribute 'completion'" (seen through the rehearsal's OpenAI stand-in, as
+  a backend error recorded for its example). Sessions load it once, in the thread that opens them.
 """
 
 from __future__ import annotations
@@ -17,10 +21,18 @@ from typing import Any
 
 import dspy
 from dspy.adapters.json_adapter import _get_structured_outputs_response_format, _has_open_ended_mapping
+from dspy.clients._litellm import get_litellm
 from dspy.teleprompt.gepa.gepa import ScoreWithFeedback
 from dspy.teleprompt.mipro_optimizer_v2 import AUTO_RUN_SETTINGS, MIN_MINIBATCH_SIZE
 
-__all__ = ["ScoreWithFeedback", "has_open_ended_mapping", "mipro_projected_calls", "structured_response_format"]
+__all__ = ["ScoreWithFeedback", "has_open_ended_mapping", "load_litellm", "mipro_projected_calls",
+           "structured_response_format"]
+
+
+def load_litellm() -> None:
+    """Import LiteLLM the way dspy.LM does on its first request, now, in this thread (idempotent, cached by DSPy),
+    so that no two request threads race on a half-imported module."""
+    get_litellm(feature="dspy.LM")
 
 
 def structured_response_format(signature: type[dspy.Signature], use_native_function_calling: bool) -> Any:

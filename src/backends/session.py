@@ -25,6 +25,7 @@ import dspy
 from src.backends import backend_for
 from src.backends.adapters import build_adapter, choose_adapter
 from src.backends.base import Backend, LMSettings
+from src.backends.dspy_compat import load_litellm
 from src.backends.metering import MeteredLM, SpendCap
 from src.errors import PreflightError
 
@@ -92,6 +93,7 @@ class ModelSession:
     def open(cls, backend: Backend, options: SessionOptions, cap_note: str = "",
              spend: SpendCap | None = None, task_bound: int | None = None) -> ModelSession:
         conc = concurrency_for(backend, options.concurrency)
+        load_litellm()  # before any request thread exists (src.backends.dspy_compat says why)
         lm = backend.make_lm(LMSettings(concurrency=conc, cache=options.cache, max_tokens=options.max_tokens))
         lm.spend, lm.prices, lm.label = spend, (backend.spec.price_in or 0.0, backend.spec.price_out or 0.0), \
             backend.spec.key

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from src.errors import UserError
 from src.results.journal import Journal
-from src.results.naming import journal_path
+from src.results.naming import arm_for_optimizer, journal_path, prefix_for, result_csv
 from src.results.record import record_key
 from src.studies.planning import tokens_per_call
 
@@ -71,6 +71,18 @@ class Line:
     basis: str
 
 
+def attempts_to_do(csv: Path, examples: list[Any], repeats: int, force: bool) -> list[tuple[Any, int]]:
+    """The (example, repeat) attempts of an evaluation unit still to run: every one under --force, else those its
+    journal holds no successful record of (what a resumed unit will request)."""
+    todo = [(ex, r) for ex in examples for r in range(repeats)]
+    if force:
+        return todo
+    journal = Journal(journal_path(csv))
+    journal.load()
+    done = journal.records
+    return [(ex, r) for ex, r in todo if record_key(ex.id, r) not in done or done[record_key(ex.id, r)].error]
+
+
 def eval_lines(planned: list[PlannedUnit], results_dir: Path, force: bool) -> list[Line]:
     """Each priced unit's projected spend on the examples it has still to do."""
     out = []
@@ -78,12 +90,7 @@ def eval_lines(planned: list[PlannedUnit], results_dir: Path, force: bool) -> li
         spec = u.spec
         if not (spec.price_in or spec.price_out):
             continue
-        todo = [(ex, r) for ex in u.examples for r in range(u.repeats)]
-        if not force:
-            journal = Journal(journal_path(u.csv))
-            journal.load()
-            done = journal.records
-            todo = [(ex, r) for ex, r in todo if record_key(ex.id, r) not in done or done[record_key(ex.id, r)].error]
+        todo = attempts_to_do(u.csv, u.examples, u.repeats, force)
         calls = len(todo) * u.calls_per_example
         per = tokens_per_call(results_dir, spec, u.task, [ex for ex, _ in todo[:200]], u.task.chain_of_thought)
         out.append(Line(spec.key, f"{u.task.key} ({len(todo)} {'attempts' if u.repeats > 1 else 'examples'} to do)",
@@ -166,11 +173,13 @@ def tipping_lines(results_dir: Path, student: ModelSpec, teacher: ModelSpec, tas
 
 
 def study_lines(exp: Any, config: Any, results_dir: Path, data_mode: str, limit: int | None,
-                ref_limit: int | None, stages: list[str]) -> list[Line]:
+                ref_limit: int | None, stages: list[str], *, repeats: int | None = None,
+                force: bool = False) -> list[Line]:
     """A study's projected spend, stage by stage as ./run_experiment.sh would run them: baselines of students and
-    references, the optimizer's projection for each student, the optimized evaluation of each student, and the
-    later studies the study configures (each student's demo curve at the most demos its program can hold; the
-    tipping point's cells)."""
+    references and the optimized evaluation of each student (every attempt of `repeats` — --repeats, else the
+    study's — still to do: what their journals already hold is not spent again unless `force`), the optimizer's
+    projection for each student, and the later studies the study configures (each student's demo curve at the most
+    demos its program can hold; the tipping point's cells)."""
     from src.evaluation.matrix import DataCache
     from src.optimization.arms import get_arm
     from src.optimization.presets import preset as get_preset
@@ -180,6 +189,7 @@ def study_lines(exp: Any, config: Any, results_dir: Path, data_mode: str, limit:
     budget = get_preset(exp.preset)
     arm = get_arm(exp.optimizer)
     n_seeds = len(exp.seeds) if arm.seeded else 1
+    reps = repeats or exp.repeats
     students = [config.model(k) for k in exp.students]
     references = [config.model(k) for k in exp.references]
     teacher = config.model(exp.teacher) if exp.teacher else None
@@ -191,16 +201,21 @@ def study_lines(exp: Any, config: Any, results_dir: Path, data_mode: str, limit:
         except UserError:
             continue  # the stage itself reports data it cannot load
         per_example = max(1, len(task.program().predictors()))
-        runs: list[tuple[ModelSpec, str, int | None]] = []
+        runs: list[tuple[ModelSpec, str, str, int | None]] = []
         if "baseline" in stages:
-            runs += [(s, "baseline", limit) for s in students] + [(s, "baseline", ref_limit or limit)
-                                                                   for s in references]
+            runs += [(s, "baseline", "baseline", limit) for s in students] + [(s, "baseline", "baseline",
+                                                                               ref_limit or limit) for s in references]
         if "eval" in stages:
-            runs += [(s, "optimized eval", limit) for s in students]
-        for spec, what, lim in runs:
+            runs += [(s, "optimized eval", arm_for_optimizer(exp.optimizer), limit) for s in students]
+        for spec, what, arm_name, lim in runs:
+            if not (spec.price_in or spec.price_out):
+                continue
             examples = td.eval_subset(lim or None)
+            csv = result_csv(results_dir, prefix_for(spec), arm_name, key, spec.key)
+            todo = attempts_to_do(csv, examples, reps, force)
             per = tokens_per_call(results_dir, spec, task, examples[:200], task.chain_of_thought)
-            out += priced_lines(spec, f"{key} {what} ({len(examples)} examples)", len(examples) * per_example,
+            count = f"{len(todo)} attempts" if reps > 1 else f"{len(todo)} examples"
+            out += priced_lines(spec, f"{key} {what} ({count} to do)", len(todo) * per_example,
                                 per.input, per.output, per.source)
         if "optimize" in stages:
             dev = exp.dev_size or budget.dev_size
@@ -215,13 +230,14 @@ def study_lines(exp: Any, config: Any, results_dir: Path, data_mode: str, limit:
                 max(int(settings.get("max_bootstrapped_demos", 0)), int(settings.get("max_labeled_demos", 0)))
             for spec in students:
                 out += demo_curve_lines(results_dir, spec, task, td.eval_subset(limit or None), k + 2,
-                                        repeats=exp.repeats)
+                                        repeats=reps)
     if "tipping_point" in stages and exp.tipping_point is not None:
-        out += _tipping_study_lines(exp, config, results_dir, data, limit)
+        out += _tipping_study_lines(exp, config, results_dir, data, limit, reps)
     return out
 
 
-def _tipping_study_lines(exp: Any, config: Any, results_dir: Path, data: Any, limit: int | None) -> list[Line]:
+def _tipping_study_lines(exp: Any, config: Any, results_dir: Path, data: Any, limit: int | None,
+                         repeats: int) -> list[Line]:
     """The study file's tipping point, as the tipping-point command projects it."""
     from src.optimization.presets import preset as get_preset
     from src.tasks import get_task, resolve_task_keys
@@ -240,7 +256,7 @@ def _tipping_study_lines(exp: Any, config: Any, results_dir: Path, data: Any, li
             continue  # the cells report it
         for m in tp.models:
             out += tipping_lines(results_dir, config.model(m), config.model(tp.teacher or m), task, train, len(dev),
-                                 td.eval_subset(limit or None), cells, budget, repeats=exp.repeats)
+                                 td.eval_subset(limit or None), cells, budget, repeats=repeats)
     return out
 
 

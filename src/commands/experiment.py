@@ -347,7 +347,8 @@ def main() -> int:
     if cap is not None:  # --max-cost / the study's max_cost: refuse before any stage, and one running spend for all
         limit = args.limit if args.limit is not None else exp.limit
         spend.check(cap, spend.study_lines(exp, config, results_dir, args.data or exp.data, limit,
-                                           args.limit if args.limit is not None else exp.reference_limit, stages))
+                                           args.limit if args.limit is not None else exp.reference_limit, stages,
+                                           repeats=args.repeats, force=bool(args.force)))
         env[spend.SPEND_LEDGER_ENV] = str(spend.new_ledger(results_dir))
     sessions.preflight(models + ([exp.teacher] if exp.teacher else []), args.adapter or exp.adapter)
     t0 = time.time()
@@ -365,7 +366,8 @@ def _run_scheduled(exp: Experiment, args: Any, config: Config, results_dir: Path
     if cap is not None:  # refuse before any unit when the projected spend of what is left is over the cap
         limit = args.limit if args.limit is not None else exp.limit
         spend.check(cap, spend.study_lines(exp, config, results_dir, args.data or exp.data, limit,
-                                           args.limit if args.limit is not None else exp.reference_limit, stages))
+                                           args.limit if args.limit is not None else exp.reference_limit, stages,
+                                           repeats=args.repeats, force=bool(args.force)))
     sessions = study_run.make_sessions(config, exp, args)
     graph, data = study_run.build(settings, sessions)
     if args.dry_run:
