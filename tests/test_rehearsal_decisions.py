@@ -114,3 +114,49 @@ def test_max_cost_refuses_a_priced_study_before_any_request(tmp_path, embedded_c
     assert "max-cost" in (proc.stdout + proc.stderr)
     assert "requests answered: Ollama /api/chat 0, OpenAI /v1/chat/completions 0" in proc.stdout
     assert not list(results.glob("*_baseline_*.csv"))
+
+
+@pytest.mark.slow
+def test_max_cost_stops_a_running_study_at_the_cap_and_a_rerun_finishes_it(tmp_path, embedded_config):
+    """The full study's own API student and teacher (gpt-4o, at its registry prices) through the OpenAI stand-in:
+    a cap above the projection lets the run start; the worst-case reservations then stop it once the next request
+    could take the spend over the cap — never past it — keeping the attempts done; a rerun with a higher cap
+    requests only what is left and finishes."""
+    import json
+    import re
+
+    full = yaml.safe_load((ROOT / "experiments" / "full.yaml").read_text(encoding="utf-8"))
+    assert "gpt-4o" in full["students"] and full["teacher"] == "gpt-4o"
+    study = tmp_path / "full-gpt-4o.yaml"
+    study.write_text(yaml.safe_dump({**full, "name": "full-gpt-4o", "students": ["gpt-4o"], "references": []}),
+                     encoding="utf-8")
+    results = tmp_path / "results"
+
+    def rehearse(cap: str) -> str:
+        proc = run_cli(["src.rehearse", "--study", str(study), "--steps", "study", "--study-phases", "baseline",
+                        "--tasks", "analysis", "--limit", "8", "--repeats", str(REPEATS), "--data", "builtin",
+                        "--stand-in-cap", "64", "--per-key", "1", "--max-cost", cap, "--results-dir", str(results)],
+                       env={"DSPY_CACHEDIR": str(tmp_path / "dspy-cache")}, timeout=900)  # cached answers cost $0
+        assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        return proc.stdout + proc.stderr
+
+    refused = rehearse("0.000001")
+    projected = float(re.search(r"the projected spend is \$([0-9.]+)", refused).group(1))
+    assert "OpenAI /v1/chat/completions 0" in refused
+    cap = round(1.5 * projected, 6)
+    stopped = rehearse(str(cap))
+    assert "spending cap reached" in stopped and "rehearsal FAILED" in stopped
+    sent = int(re.search(r"OpenAI /v1/chat/completions (\d+)", stopped).group(1))
+    csv_path = results / "api_baseline_analysis_gpt-4o.csv"
+    meta = json.loads(csv_path.with_suffix(".meta.json").read_text(encoding="utf-8"))
+    assert meta["status"] == "stopped" and meta["spend"]["stopped_at_cap"] is True
+    assert 0 < meta["spend"]["run_spent_usd"] <= cap
+    kept = {(r["example_id"], r["repeat"]): r for r in _rows(csv_path) if not r["error"]}
+    assert sent > 0 and 0 < len(kept) < 8 * REPEATS
+    finished = rehearse("1")
+    assert "rehearsal passed" in finished
+    rows = {(r["example_id"], r["repeat"]): r for r in _rows(csv_path)}
+    assert len(rows) == 8 * REPEATS and not any(r["error"] for r in rows.values())
+    assert all(rows[k] == kept[k] for k in kept)  # the attempts done before the stop were kept, not redone
+    meta = json.loads(csv_path.with_suffix(".meta.json").read_text(encoding="utf-8"))
+    assert meta["status"] == "complete" and meta["spend"]["stopped_at_cap"] is False

@@ -230,3 +230,75 @@ def test_a_study_projects_every_attempt_of_its_repeats_and_only_what_is_left(tmp
         assert "(5 attempts to do): 5 calls" in more and len(server.requests) == 20
         forced = run("--repeats", "4", "--force", "--dry-run")
         assert "(20 attempts to do): 20 calls" in forced
+
+
+def test_a_request_that_fits_beside_the_spend_waits_for_the_worst_cases_in_flight_instead_of_stopping():
+    """Reservations are worst cases (all of max_tokens), usually far above what a request costs: a request that
+    would fit beside what was spent waits for the requests in flight to settle rather than stopping the run (which
+    stopped a 2-in-flight gpt-4o run at 5% of its cap); only the spend itself stops it."""
+    import threading
+    import time
+
+    from src.backends.metering import SpendCap, SpendCapReached
+
+    cap = SpendCap(10.0)
+    cap.reserve(4.0, "m")
+    cap.reserve(4.0, "m")  # 8 in flight
+    got = threading.Event()
+    waiter = threading.Thread(target=lambda: (cap.reserve(4.0, "m"), got.set()))
+    waiter.start()
+    time.sleep(0.2)
+    assert not got.is_set() and not cap.reached  # waiting, not refused
+    cap.add(1.0)
+    cap.release(4.0)  # one settled at 1 of its worst case 4: 1 spent + 4 in flight + 4 fits under 10
+    waiter.join(5)
+    assert got.is_set() and cap.reserved == 8.0
+    cap.add(5.0)
+    cap.release(4.0)
+    cap.add(1.0)
+    cap.release(4.0)  # 7 spent, nothing in flight: a worst case of 4 no longer fits beside the spend
+    with pytest.raises(SpendCapReached, match=r"\$7.0000 spent"):
+        cap.reserve(4.0, "m")
+    assert cap.reached
+    with pytest.raises(SpendCapReached):  # once reached, nothing new starts, even what would fit
+        cap.reserve(0.5, "m")
+
+
+def test_concurrent_requests_never_spend_past_the_cap_and_none_waits_forever():
+    """Generated cases: 8 threads, random worst cases and real costs (<= the worst case) and durations, random caps;
+    the spend never passes the cap, every thread ends (served or refused), and the cap is reached only when a
+    request's worst case no longer fits beside what was spent."""
+    import random
+    import threading
+    import time
+
+    from src.backends.metering import SpendCap, SpendCapReached
+
+    rng = random.Random(7)
+    for _ in range(40):
+        cap = SpendCap(rng.uniform(1.0, 30.0))
+        refused: list[tuple[float, float]] = []
+
+        def worker(seed: int) -> None:
+            r = random.Random(seed)
+            for _ in range(6):
+                worst = r.uniform(0.5, 5.0)
+                try:
+                    cap.reserve(worst, "m")
+                except SpendCapReached:
+                    refused.append((cap.spent, worst))
+                    return
+                time.sleep(r.uniform(0, 0.004))
+                cap.add(worst * r.uniform(0.05, 1.0))
+                cap.release(worst)
+
+        threads = [threading.Thread(target=worker, args=(rng.random(),)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert not any(t.is_alive() for t in threads), "a reservation waited forever"
+        assert cap.spent <= cap.cap_usd + 1e-9 and cap.reserved == pytest.approx(0.0, abs=1e-9)
+        # the refusal that reached the cap was one whose worst case did not fit beside the spend (the others were
+        # refused because it was reached; the spend only grows, so the recorded spend is at least what it saw)
+        assert not refused or any(spent + worst > cap.cap_usd for spent, worst in refused)

@@ -5,11 +5,14 @@ spending cap (SpendCap).
 
 The spending guard: before every request to a priced model (price_in or price_out > 0), the request's worst-case
 cost — its prompt at 2 characters per token (English averages about 4: the estimate is deliberately high) plus its
-whole max_tokens of output, at the registry's prices — is reserved against the cap. A request whose reservation
-would take spent + reserved over the cap does not start: SpendCapReached is raised instead, and the cap is marked
-reached so that the engine starts no further example. The reservation is released when the request returns; what
-it really cost (the usage the provider reports, at the same prices) is added to the spend. Responses served from
-the cache report no usage and cost nothing.
+whole max_tokens of output, at the registry's prices — is reserved against the cap. A request whose worst case
+would take what was really spent over the cap does not start: SpendCapReached is raised instead, and the cap is
+marked reached so that the engine starts no further example. A request that fits beside the spend but not beside
+the worst cases of the requests in flight waits for them to settle (they usually cost a small part of their worst
+case): refusing it instead stopped a --concurrency 2 run against gpt-4o at $0.0014 of a $0.0305 cap, its two
+reservations alone ($0.0116 each, 1,000 output tokens) leaving no room for a third. The reservation is released
+when the request returns; what it really cost (the usage the provider reports, at the same prices) is added to
+the spend. Responses served from the cache report no usage and cost nothing.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class SpendCap:
         self.cap_usd = float(cap_usd)
         self.ledger = ledger
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)  # a reservation released: waiting requests look again
         self.spent = self._read_ledger()
         self.reserved = 0.0
         self.reached = False  # a request was refused: nothing new should start
@@ -103,19 +107,35 @@ class SpendCap:
         os.replace(tmp, self.ledger)
 
     def reserve(self, usd: float, model: str) -> None:
-        """Hold `usd` for a request about to start, or raise SpendCapReached (and mark the cap reached)."""
+        """Hold `usd` for a request about to start — after the requests in flight settled, when their worst cases
+        leave no room for it — or raise SpendCapReached (and mark the cap reached)."""
         with self._lock:
-            if self.reached or self.spent + self.reserved + usd > self.cap_usd:
-                self.reached = True
-                why = (f"spending cap reached: --max-cost ${self.cap_usd:g}, ${self.spent:.4f} spent, "
-                       f"${self.reserved:.4f} in flight; the next {model} request could cost up to ${usd:.4f}")
-                self.refused = self.refused or why
-                raise SpendCapReached(why + " (not sent; rerun with a higher --max-cost to resume)")
-            self.reserved += usd
+            while not self.try_reserve_locked(usd, model):
+                self._settled.wait()
+
+    def try_reserve(self, usd: float, model: str) -> bool:
+        """Hold `usd` and return True; False when the requests in flight leave no room yet (ask again once one
+        settled); raise SpendCapReached when the spend itself leaves none."""
+        with self._lock:
+            return self.try_reserve_locked(usd, model)
+
+    def try_reserve_locked(self, usd: float, model: str) -> bool:
+        if self.reached or self.spent + usd > self.cap_usd:
+            self.reached = True
+            why = (f"spending cap reached: --max-cost ${self.cap_usd:g}, ${self.spent:.4f} spent, "
+                   f"${self.reserved:.4f} in flight; the next {model} request could cost up to ${usd:.4f}")
+            self.refused = self.refused or why
+            self._settled.notify_all()  # the others waiting are refused too
+            raise SpendCapReached(why + " (not sent; rerun with a higher --max-cost to resume)")
+        if self.spent + self.reserved + usd > self.cap_usd:
+            return False
+        self.reserved += usd
+        return True
 
     def release(self, usd: float) -> None:
         with self._lock:
             self.reserved = max(0.0, self.reserved - usd)
+            self._settled.notify_all()
 
     def add(self, usd: float) -> None:
         if usd <= 0:

@@ -5,7 +5,8 @@ one - so that no node starts a request whose worst case could take the run's spe
 ClusterSpendCap is what the run's LMs hold in place of a local SpendCap (the same methods: reserve / release / add
 / facts, `reached`, `refused`, `spent`). A reservation and the real cost a request adds are answered by the actor
 before the request starts (resp. before its record is handed back), so the cap is exact across nodes; a release
-is sent without waiting (a release not yet applied only makes another node's next reservation more cautious).
+is sent without waiting (a release not yet applied only makes another node's next reservation wait a little
+longer). A reservation that must wait for requests in flight asks again every WAIT_POLL_S.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from src.backends.metering import SpendCap, SpendCapReached
 
 RECHECK_S = 0.25  # how often a process asks whether another one reached the cap (the engine's stop check)
+WAIT = "wait"  # the holder's answer to a reservation that must wait for requests in flight to settle
+WAIT_POLL_S = 0.05  # how often a waiting reservation asks again
 
 
 class _CapHolder:
@@ -27,12 +30,12 @@ class _CapHolder:
         self.cap.spent = max(self.cap.spent, spent)  # what the driver's cap already counted
 
     def reserve(self, usd: float, model: str) -> str:
-        """'' when held, else the refusal (the cap is then marked reached)."""
+        """'' when held, WAIT when the requests in flight leave no room yet, else the refusal (the cap is then
+        marked reached). Never blocks: the actor answers one call at a time, and a release must get through."""
         try:
-            self.cap.reserve(usd, model)
+            return "" if self.cap.try_reserve(usd, model) else WAIT
         except SpendCapReached as exc:
             return str(exc)
-        return ""
 
     def release(self, usd: float) -> None:
         self.cap.release(usd)
@@ -84,6 +87,9 @@ class ClusterSpendCap:
     def reserve(self, usd: float, model: str) -> None:
         """Hold `usd` for a request about to start, or raise SpendCapReached (the whole run is then at its cap)."""
         refusal = self._get(self._holder.reserve.remote(usd, model))
+        while refusal == WAIT:  # the worst cases in flight leave no room yet (src.backends.metering says why)
+            time.sleep(WAIT_POLL_S)
+            refusal = self._get(self._holder.reserve.remote(usd, model))
         if refusal:
             self._reached = True
             self._refused = self._refused or refusal.split(" (not sent;")[0]
