@@ -7,6 +7,7 @@ import importlib.metadata
 from typing import Literal
 
 import dspy
+import pytest
 
 from src.backends import dspy_compat
 
@@ -60,6 +61,9 @@ with ScriptedOpenAI(lambda req, i: chat_reply(req)) as server:
     Path("models.json").write_text(json.dumps({"models": [{
         "key": "loop", "provider": "openai_compatible", "model_id": "loop", "kind": "api", "api_base": server.url,
         "api_key_env": "LOOP_KEY", "max_tokens": 50}]}))
+    if sys.argv[2] == "gateway":  # DSPy sends through LiteLLM while an OPENAI_BASE_URL gateway is set
+        import os
+        os.environ["OPENAI_BASE_URL"] = server.url
     lm = Sessions(load_config(), SessionOptions(cache=False, concurrency=8)).session("loop").lm
     print("loaded" if "litellm" in sys.modules and type(sys.modules["litellm"]).__name__ == "module" else "lazy")
     errors, start = [], threading.Barrier(8)
@@ -76,19 +80,23 @@ with ScriptedOpenAI(lambda req, i: chat_reply(req)) as server:
 '''
 
 
-def test_a_session_loads_litellm_before_its_first_requests_race_on_it(tmp_path):
-    """DSPy imports LiteLLM lazily on the first request; eight first requests at once raced on that import and one
-    failed ("partially initialized module 'litellm'"). A fresh process: the opened session has it loaded, and eight
-    simultaneous first requests all succeed."""
+@pytest.mark.parametrize("route, loaded", [("gateway", "loaded"), ("native", "lazy")])
+def test_a_session_loads_litellm_before_its_first_requests_race_on_it(tmp_path, route, loaded):
+    """DSPy imports LiteLLM lazily on the first request it sends through LiteLLM; eight first requests at once raced
+    on that import and one failed ("partially initialized module 'litellm'"). A fresh process: a session DSPy will
+    send through LiteLLM has it loaded when opened; a native one (DSPy's own OpenAI-protocol client) never imports it
+    (~7 s of CPU); either way eight simultaneous first requests all succeed."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
     tests = Path(__file__).parent
-    proc = subprocess.run([sys.executable, "-c", _FIRST_REQUESTS, str(tests)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, env={**__import__("os").environ, "LOOP_KEY": "sk-loop",
-                                                       "PYTHONPATH": str(tests.parent)})
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_BASE")}
+    proc = subprocess.run([sys.executable, "-c", _FIRST_REQUESTS, str(tests), route], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env={**env, "LOOP_KEY": "sk-loop", "PYTHONPATH": str(tests.parent)})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    loaded, errors = proc.stdout.strip().splitlines()[-2:]
-    assert loaded == "loaded"
+    state, errors = proc.stdout.strip().splitlines()[-2:]
+    assert state == loaded
     assert errors == "[]"

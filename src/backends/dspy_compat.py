@@ -11,7 +11,10 @@ Why each is needed:
 - DSPy imports LiteLLM lazily on the first request (`dspy.clients._litellm.get_litellm`), unguarded: the first
   requests of a unit, sent from several threads at once, raced on that import and one failed with "partially
   initialized module 'litellm' has no attribute 'completion'" (seen through the rehearsal's OpenAI stand-in, as
-  a backend error recorded for its example). Sessions load it once, in the thread that opens them.
+  a backend error recorded for its example). A session whose requests DSPy will send through LiteLLM
+  (`dspy.clients.backend_selection.select_backend`: not native, e.g. Ollama, or any model while
+  OPENAI_BASE_URL-style gateway variables are set) loads it once, in the thread that opens it; a native one
+  (the embedded server, an OpenAI-compatible api_base) never pays LiteLLM's import (~7 s of CPU on 2 cores).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import dspy
 from dspy.adapters.json_adapter import _get_structured_outputs_response_format, _has_open_ended_mapping
 from dspy.clients._litellm import get_litellm
+from dspy.clients.backend_selection import select_backend
 from dspy.teleprompt.gepa.gepa import ScoreWithFeedback
 from dspy.teleprompt.mipro_optimizer_v2 import AUTO_RUN_SETTINGS, MIN_MINIBATCH_SIZE
 
@@ -29,10 +33,17 @@ __all__ = ["ScoreWithFeedback", "has_open_ended_mapping", "load_litellm", "mipro
            "structured_response_format"]
 
 
-def load_litellm() -> None:
-    """Import LiteLLM the way dspy.LM does on its first request, now, in this thread (idempotent, cached by DSPy),
-    so that no two request threads race on a half-imported module."""
-    get_litellm(feature="dspy.LM")
+def load_litellm(lm: dspy.LM) -> bool:
+    """When DSPy will send `lm`'s requests through LiteLLM, import LiteLLM now, in this thread, the way dspy.LM does
+    on its first request (idempotent, cached by DSPy), so that no two request threads race on a half-imported
+    module. Returns whether it did."""
+    try:
+        native = select_backend(lm, None).native
+    except Exception:  # noqa: BLE001 - a selection DSPy itself would refuse later: assume the compatibility engine
+        native = False
+    if not native:
+        get_litellm(feature="dspy.LM")
+    return not native
 
 
 def structured_response_format(signature: type[dspy.Signature], use_native_function_calling: bool) -> Any:

@@ -93,8 +93,8 @@ class ModelSession:
     def open(cls, backend: Backend, options: SessionOptions, cap_note: str = "",
              spend: SpendCap | None = None, task_bound: int | None = None) -> ModelSession:
         conc = concurrency_for(backend, options.concurrency)
-        load_litellm()  # before any request thread exists (src.backends.dspy_compat says why)
         lm = backend.make_lm(LMSettings(concurrency=conc, cache=options.cache, max_tokens=options.max_tokens))
+        load_litellm(lm)  # before any request thread exists (src.backends.dspy_compat says why)
         lm.spend, lm.prices, lm.label = spend, (backend.spec.price_in or 0.0, backend.spec.price_out or 0.0), \
             backend.spec.key
         name = choose_adapter(backend.spec, options.adapter)
