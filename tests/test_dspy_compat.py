@@ -100,3 +100,32 @@ def test_a_session_loads_litellm_before_its_first_requests_race_on_it(tmp_path, 
     state, errors = proc.stdout.strip().splitlines()[-2:]
     assert state == loaded
     assert errors == "[]"
+
+
+def test_memoized_model_metadata_agrees_with_dspy_s_own_lookup():
+    """Generated cases: known models of DSPy's map (under their provider and others), unknown names (every local
+    model), declared namespaces; the memoized lookup equals DSPy's own, the second time too, and a caller mutating
+    its copy does not change what the next caller gets."""
+    import random
+
+    from dspy.clients import capabilities, costs
+    from dspy.clients import model_metadata
+
+    dspy_compat.memoize_model_metadata()
+    assert costs.model_info is dspy_compat._memoized_model_info
+    assert capabilities.model_info is dspy_compat._memoized_model_info
+    original = dspy_compat._ORIGINAL_MODEL_INFO
+    assert original is model_metadata.model_info  # DSPy's own, left in place
+    data = model_metadata._load()
+    rng = random.Random(3)
+    names = [k for k, v in data.items() if isinstance(v, dict) and "/" not in k]
+    providers = ["openai", "anthropic", "ollama", "openai-chat", "vllm", "azure-chat", "nobody"]
+    cases = [(rng.choice(providers), rng.choice(names), None) for _ in range(1500)]
+    cases += [(rng.choice(providers), f"local-model-{rng.randrange(50)}", None) for _ in range(400)]
+    cases += [(rng.choice(providers), rng.choice(names), rng.choice([(), ("openai",), ("anthropic", "openai")]))
+              for _ in range(300)]
+    for provider, model, namespaces in cases:
+        want = original(provider, model, namespaces=namespaces)
+        first = dspy_compat._memoized_model_info(provider, model, namespaces=namespaces)
+        first["poisoned"] = True
+        assert dspy_compat._memoized_model_info(provider, model, namespaces=namespaces) == want

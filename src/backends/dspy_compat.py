@@ -14,23 +14,54 @@ Why each is needed:
   a backend error recorded for its example). A session whose requests DSPy will send through LiteLLM
   (`dspy.clients.backend_selection.select_backend`: not native, e.g. Ollama, or any model while
   OPENAI_BASE_URL-style gateway variables are set) loads it once, in the thread that opens it; a native one
-  (the embedded server, an OpenAI-compatible api_base) never pays LiteLLM's import (~7 s of CPU on 2 cores).
+  (the embedded server, an OpenAI-compatible api_base) never pays LiteLLM's import (~7 s of CPU on 2 cores);
+- DSPy prices and plans every request from its model metadata (`dspy.clients.model_metadata.model_info`, read by
+  `dspy.clients.costs` and `dspy.clients.capabilities`), and a model the map does not know — every local model,
+  every stand-in — costs a scan of the whole map per lookup (0.66 ms, several lookups per request, under the GIL:
+  py-spy put it at two thirds of the engine's own CPU in benchmarks/bench_study.py). The lookups are pure once
+  the map is loaded, so sessions memoize them (`memoize_model_metadata`).
 """
 
 from __future__ import annotations
 
+import copy
 import re
+import threading
 from typing import Any
 
 import dspy
 from dspy.adapters.json_adapter import _get_structured_outputs_response_format, _has_open_ended_mapping
 from dspy.clients._litellm import get_litellm
+from dspy.clients import capabilities as _capabilities
+from dspy.clients import costs as _costs
+from dspy.clients import model_metadata as _model_metadata
 from dspy.clients.backend_selection import select_backend
 from dspy.teleprompt.gepa.gepa import ScoreWithFeedback
 from dspy.teleprompt.mipro_optimizer_v2 import AUTO_RUN_SETTINGS, MIN_MINIBATCH_SIZE
 
-__all__ = ["ScoreWithFeedback", "has_open_ended_mapping", "load_litellm", "mipro_projected_calls",
-           "structured_response_format"]
+__all__ = ["ScoreWithFeedback", "has_open_ended_mapping", "load_litellm", "memoize_model_metadata",
+           "mipro_projected_calls", "structured_response_format"]
+
+_ORIGINAL_MODEL_INFO = _model_metadata.model_info
+_memo: dict[tuple[Any, ...], dict[str, Any]] = {}
+_memo_lock = threading.Lock()
+
+
+def _memoized_model_info(provider: Any, model: Any, *, namespaces: Any = None) -> dict[str, Any]:
+    """model_info, looked up once per (provider, model, namespaces); a copy each time, as the original returns."""
+    key = (provider, model, tuple(namespaces) if namespaces is not None else None)
+    found = _memo.get(key)
+    if found is None:
+        found = _ORIGINAL_MODEL_INFO(provider, model, namespaces=namespaces)
+        with _memo_lock:
+            _memo[key] = found
+    return copy.deepcopy(found)
+
+
+def memoize_model_metadata() -> None:
+    """Make DSPy's per-request metadata lookups (pricing, capability planning) memoized (idempotent)."""
+    _costs.model_info = _memoized_model_info
+    _capabilities.model_info = _memoized_model_info
 
 
 def load_litellm(lm: dspy.LM) -> bool:

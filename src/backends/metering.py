@@ -22,6 +22,7 @@ import math
 import os
 import threading
 import time
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,19 @@ from src.backends.adapters import thinking_traces
 from src.backends.endpoints import Router
 from src.backends.failures import Endpoint
 from src.backends.retry import RetryPolicy, note_retry
+
+
+# The engine's per-example count of LM requests (each attempt, cache hits included): a one-item list set by
+# src.evaluation.engine for the example running in this thread. Counted here rather than by a DSPy callback: any
+# callback makes DSPy bind every module's, adapter's and LM's call arguments with inspect (about a fifth of the
+# engine's CPU per example, measured with py-spy on benchmarks/bench_study.py).
+lm_attempts: ContextVar[list[int] | None] = ContextVar("lm_attempts", default=None)
+
+
+def _count_attempt() -> None:
+    sink = lm_attempts.get()
+    if sink is not None:
+        sink[0] += 1
 
 
 class Meter:
@@ -217,6 +231,7 @@ class MeteredLM(dspy.LM):
         while True:
             hold = self._reserve(args, kwargs)
             try:
+                _count_attempt()
                 if self.router is None:
                     return _collect_reasoning(super().__call__(*args, **kwargs))
                 with self.router.route() as route:
@@ -237,6 +252,7 @@ class MeteredLM(dspy.LM):
         while True:
             hold = self._reserve(args, kwargs)
             try:
+                _count_attempt()
                 if self.router is None:
                     return _collect_reasoning(await super().acall(*args, **kwargs))
                 route = await asyncio.to_thread(self.router.acquire)  # never block the event loop on a budget

@@ -25,7 +25,7 @@ import dspy
 from src.backends import backend_for
 from src.backends.adapters import build_adapter, choose_adapter
 from src.backends.base import Backend, LMSettings
-from src.backends.dspy_compat import load_litellm
+from src.backends.dspy_compat import load_litellm, memoize_model_metadata
 from src.backends.metering import MeteredLM, SpendCap
 from src.errors import PreflightError
 
@@ -95,6 +95,7 @@ class ModelSession:
         conc = concurrency_for(backend, options.concurrency)
         lm = backend.make_lm(LMSettings(concurrency=conc, cache=options.cache, max_tokens=options.max_tokens))
         load_litellm(lm)  # before any request thread exists (src.backends.dspy_compat says why)
+        memoize_model_metadata()
         lm.spend, lm.prices, lm.label = spend, (backend.spec.price_in or 0.0, backend.spec.price_out or 0.0), \
             backend.spec.key
         name = choose_adapter(backend.spec, options.adapter)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import dspy
-from dspy.utils.callback import BaseCallback
 from dspy.utils.exceptions import AdapterParseError
 
 from src.backends.adapters import estimate_tokens, thinking_traces
 from src.backends.failures import SEPARATOR, error_text
+from src.backends.metering import lm_attempts
 from src.backends.retry import RetryCount, retry_policy_of
 from src.results.provenance import scrub
 from src.results.record import Record, inputs_json, now_iso
@@ -41,14 +41,16 @@ class EngineSettings:
     stop: Callable[[], bool] | None = None  # True: start no further example (the spending cap was reached)
 
 
-class _CallCounter(BaseCallback):
-    """Counts LM calls in one example (cache hits included: DSPy reports no usage for those)."""
+class _CallCounter:
+    """Counts LM requests in one example, each attempt and cache hits included (DSPy reports no usage for those);
+    the example's MeteredLM counts them through src.backends.metering.lm_attempts."""
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.sink = [0]
 
-    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        self.calls += 1
+    @property
+    def calls(self) -> int:
+        return self.sink[0]
 
 
 def _usage_totals(tracker: Any) -> tuple[int, int, int]:
@@ -101,10 +103,11 @@ def evaluate_example(program: dspy.Module, example: TaskExample, task: Task, spe
     # Transient backend failures are retried per request by the model's RetryPolicy (src.backends.retry), inside
     # the LM; what reaches this point has failed for good, and the retries it took are counted here.
     token = thinking_traces.set(traces)
+    counting = lm_attempts.set(counter.sink)
     try:
         with RetryCount(progress.retries) as retries:
             try:
-                with dspy.context(lm=lm, adapter=adapter, callbacks=[counter]), dspy.track_usage() as tracker:
+                with dspy.context(lm=lm, adapter=adapter), dspy.track_usage() as tracker:
                     try:
                         pred = program(**example.inputs)
                     finally:
@@ -117,9 +120,10 @@ def evaluate_example(program: dspy.Module, example: TaskExample, task: Task, spe
             finally:
                 progress.predicted = True
     finally:
+        lm_attempts.reset(counting)
         thinking_traces.reset(token)
     latency_ms = (time.perf_counter() - start) * 1000
-    calls = counter.calls - retries.retries  # the callback fires once per attempt
+    calls = counter.calls - retries.retries  # counted once per attempt
     if pred is not None:
         score = task.score(example, outputs_of(pred, task.output_fields))
     else:
