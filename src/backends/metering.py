@@ -124,16 +124,16 @@ class SpendCap:
         """Hold `usd` for a request about to start — after the requests in flight settled, when their worst cases
         leave no room for it — or raise SpendCapReached (and mark the cap reached)."""
         with self._lock:
-            while not self.try_reserve_locked(usd, model):
+            while not self._try_reserve_locked(usd, model):
                 self._settled.wait()
 
     def try_reserve(self, usd: float, model: str) -> bool:
         """Hold `usd` and return True; False when the requests in flight leave no room yet (ask again once one
         settled); raise SpendCapReached when the spend itself leaves none."""
         with self._lock:
-            return self.try_reserve_locked(usd, model)
+            return self._try_reserve_locked(usd, model)
 
-    def try_reserve_locked(self, usd: float, model: str) -> bool:
+    def _try_reserve_locked(self, usd: float, model: str) -> bool:
         if self.reached or self.spent + usd > self.cap_usd:
             self.reached = True
             why = (f"spending cap reached: --max-cost ${self.cap_usd:g}, ${self.spent:.4f} spent, "
