@@ -129,3 +129,21 @@ def test_memoized_model_metadata_agrees_with_dspy_s_own_lookup():
         first = dspy_compat._memoized_model_info(provider, model, namespaces=namespaces)
         first["poisoned"] = True
         assert dspy_compat._memoized_model_info(provider, model, namespaces=namespaces) == want
+
+
+def test_the_native_engine_streams_to_the_given_server_and_shows_its_wire_messages():
+    """native_engine resolves an `openai/<model>` with an api_base as dspy.LM does (the chat provider at that base
+    URL, never api.openai.com), and chat_wire_payload shows the messages it would send; StreamAccumulator folds."""
+    from dspy.clients.execution import _canonical, prepare
+
+    engine = dspy_compat.native_engine("openai/some-model", "http://127.0.0.1:9/v1", "embedded", 5.0)
+    lm = dspy.LM("openai/some-model", api_base="http://127.0.0.1:9/v1", api_key="embedded", temperature=0.0,
+                 max_tokens=7)
+    request = _canonical(prepare(lm, None, [{"role": "user", "content": "hi"}], {}, direct=True))
+    payload = dspy_compat.chat_wire_payload(engine, request)
+    assert payload["messages"] == [{"role": "user", "content": "hi"}] and payload["stream"] is True
+    assert payload["model"] == "some-model" and 7 in (payload.get("max_tokens"), payload.get("max_completion_tokens"))
+    provider, _ = engine._target(request, streaming=True)
+    assert "127.0.0.1:9" in provider.build_request(request, True).url
+    acc = dspy_compat.StreamAccumulator(request)
+    assert acc.response().finish_reason == "stop"  # an empty stream folds to an empty reply

@@ -104,6 +104,12 @@ class Backend:
             urls = [kwargs.get("api_base") or urls[0]]
         limit, explicit = self.endpoint_limit(settings.concurrency)
         router = make_router(urls, [self.budget_name(u) for u in urls], limit, explicit)
+        engine = self.engine(kwargs.get("api_base"), policy.timeout_s)
+        if engine is not None:  # a custom engine owns its connection: DSPy refuses api_base, key and timeout beside it
+            client = {"engine": engine, **engine.request_kwargs(),
+                      **{k: v for k, v in kwargs.items() if k not in ("api_base", "api_key")}}
+        else:
+            client = {"timeout": policy.timeout_s, **kwargs}
         return MeteredLM(
             model,
             temperature=temperature,
@@ -112,6 +118,10 @@ class Backend:
             retry=policy,
             endpoint=endpoint,
             router=router,
-            timeout=policy.timeout_s,
-            **kwargs,
+            **client,
         )
+
+    def engine(self, api_base: str | None, timeout_s: float | None) -> Any:
+        """A DSPy engine of the backend's own for requests to `api_base`, or None: DSPy's (the default). An engine
+        has request_kwargs(): what every request it serves carries (part of DSPy's cache key)."""
+        return None

@@ -19,7 +19,11 @@ Why each is needed:
   `dspy.clients.costs` and `dspy.clients.capabilities`), and a model the map does not know — every local model,
   every stand-in — costs a scan of the whole map per lookup (0.66 ms, several lookups per request, under the GIL:
   py-spy put it at two thirds of the engine's own CPU in benchmarks/bench_study.py). The lookups are pure once
-  the map is loaded, so sessions memoize them (`memoize_model_metadata`).
+  the map is loaded, so sessions memoize them (`memoize_model_metadata`);
+- the embedded models' engine (src.backends.embedded.loop_guard) streams through DSPy's own native engine
+  (`dspy.clients.engines.lm15_engine.LM15Engine`, configured as DSPy configures it for an OpenAI-compatible
+  api_base), folds the stream with lm15's `StreamAccumulator` as DSPy does, and, for a reply it stops, reads the
+  chat messages the provider sends (`_target`, the chat provider's `_payload`) to have the server count the prompt.
 """
 
 from __future__ import annotations
@@ -36,11 +40,14 @@ from dspy.clients import capabilities as _capabilities
 from dspy.clients import costs as _costs
 from dspy.clients import model_metadata as _model_metadata
 from dspy.clients.backend_selection import select_backend
+from dspy.clients.engines.lm15_engine import LM15Engine, timeouts_for
+from dspy._vendor.lm15 import RouterConfig
+from dspy._vendor.lm15.result import StreamAccumulator
 from dspy.teleprompt.gepa.gepa import ScoreWithFeedback
 from dspy.teleprompt.mipro_optimizer_v2 import AUTO_RUN_SETTINGS, MIN_MINIBATCH_SIZE
 
-__all__ = ["ScoreWithFeedback", "has_open_ended_mapping", "load_litellm", "memoize_model_metadata",
-           "mipro_projected_calls", "structured_response_format"]
+__all__ = ["ScoreWithFeedback", "StreamAccumulator", "chat_wire_payload", "has_open_ended_mapping", "load_litellm",
+           "memoize_model_metadata", "mipro_projected_calls", "native_engine", "structured_response_format"]
 
 _ORIGINAL_MODEL_INFO = _model_metadata.model_info
 _memo: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -75,6 +82,22 @@ def load_litellm(lm: dspy.LM) -> bool:
     if not native:
         get_litellm(feature="dspy.LM")
     return not native
+
+
+def native_engine(model: str, api_base: str, api_key: str, timeout_s: float | None) -> LM15Engine:
+    """DSPy's native (lm15) engine for `model` at an OpenAI-compatible api_base, configured as dspy.LM configures it
+    for that model, api_base, api_key and timeout (its provider as DSPy resolves it: `openai-chat`)."""
+    probe = dspy.LM(model, api_base=api_base, api_key=api_key, timeout=timeout_s)
+    provider = select_backend(probe, {}).resolution.provider
+    config = RouterConfig(api_keys={provider: api_key}, base_urls={provider: api_base},
+                          timeouts=timeouts_for(timeout_s))
+    return LM15Engine(config, model_type="chat")
+
+
+def chat_wire_payload(engine: LM15Engine, request: Any) -> dict[str, Any]:
+    """The JSON body `engine` sends for `request` when streaming it (messages as the server receives them)."""
+    provider, routed = engine._target(request, streaming=True)
+    return provider._payload(routed, stream=True)
 
 
 def structured_response_format(signature: type[dspy.Signature], use_native_function_calling: bool) -> Any:

@@ -136,6 +136,9 @@ class ModelSession:
             facts["max_tokens_cap_not_applied"] = self.cap_note
         if self.task_bound is not None:
             facts["task_generation_bound"] = self.task_bound
+        guard = (kw.get("metadata") or {}).get("loop_guard")
+        if guard:
+            facts["loop_guard"] = guard  # replies stopped when they loop, under this version of the rule
         return facts
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from src.backends.base import Backend, LMSettings
 from src.backends.endpoints import LOCAL_CPU
+from src.backends.embedded.loop_guard import LoopGuardEngine
 from src.backends.embedded.server import EmbeddedServer, get_or_start, running
 from src.backends.embedded.weights import Weights, assemble, dist_file, verify_weights, weights_for, weights_path
 from src.backends.metering import MeteredLM
@@ -70,6 +71,10 @@ class EmbeddedBackend(Backend):
     def make_lm(self, settings: LMSettings) -> MeteredLM:
         server = self.server(settings.concurrency)
         return self._lm(self.lm_model(), settings, api_base=f"{server.url}/v1", api_key="embedded")
+
+    def engine(self, api_base: str | None, timeout_s: float | None) -> LoopGuardEngine:
+        """Replies are streamed and stopped when they loop (src.backends.embedded.loop_guard)."""
+        return LoopGuardEngine((api_base or "").removesuffix("/v1"), timeout_s)
 
     def describe(self) -> dict[str, Any]:
         w = self.weights
