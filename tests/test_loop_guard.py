@@ -125,3 +125,16 @@ def test_guarded_replies_are_cached_apart_and_recorded(embedded_config, monkeypa
     assert embedded.lm_facts()["loop_guard"] == "1"
     api = sessions.session("gpt-4o-mini")  # real API models are never stopped: their replies are theirs
     assert "metadata" not in api.lm.kwargs and "loop_guard" not in api.lm_facts()
+
+
+def test_a_model_can_run_without_the_guard(embedded_config, workdir):
+    """`"loop_guard": false` in models.json: DSPy's own engine (every reply run to its bound)."""
+    from src.backends import backend_for
+    from src.backends.embedded.loop_guard import LoopGuardEngine
+    from src.registry import load_config
+
+    (workdir / "models.json").write_text(json.dumps({"models": [{"key": "smollm2-135m", "loop_guard": False}]}))
+    off = load_config(workdir)
+    assert backend_for(off.model("smollm2-135m"), off).engine("http://127.0.0.1:9/v1", 5.0) is None
+    on = backend_for(embedded_config.model("smollm2-135m"), embedded_config).engine("http://127.0.0.1:9/v1", 5.0)
+    assert isinstance(on, LoopGuardEngine) and on.url == "http://127.0.0.1:9"

@@ -51,6 +51,7 @@ class ModelSpec:
     schema_decoding: bool = False  # backend can enforce a JSON schema while decoding
     default_adapter: str | None = None  # None -> "structured" for embedded, "chat" otherwise
     json_fallback: bool = True  # ChatAdapter retries as JSON on parse failure (doubles calls; off for tiny models)
+    loop_guard: bool = True  # embedded models: a reply is stopped once it loops (src.backends.embedded.loops)
     core: bool = False  # one of the study's 6 core models
     frontier_stand_in: bool = False  # a local model that plays the API side of comparisons offline (labelled so)
     request_timeout_s: float | None = None  # longest wait for a reply; None -> the provider's default

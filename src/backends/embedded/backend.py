@@ -72,8 +72,11 @@ class EmbeddedBackend(Backend):
         server = self.server(settings.concurrency)
         return self._lm(self.lm_model(), settings, api_base=f"{server.url}/v1", api_key="embedded")
 
-    def engine(self, api_base: str | None, timeout_s: float | None) -> LoopGuardEngine:
-        """Replies are streamed and stopped when they loop (src.backends.embedded.loop_guard)."""
+    def engine(self, api_base: str | None, timeout_s: float | None) -> LoopGuardEngine | None:
+        """Replies are streamed and stopped when they loop (src.backends.embedded.loop_guard), unless the model's
+        spec says `"loop_guard": false` (models.json): then DSPy's own engine, each reply run to its bound."""
+        if not self.spec.loop_guard:
+            return None
         return LoopGuardEngine((api_base or "").removesuffix("/v1"), timeout_s)
 
     def describe(self) -> dict[str, Any]:
