@@ -30,16 +30,28 @@ os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="ia-bench-cache-")
 
 import httpx
 
-from src.config import ModelSpec, load_config
-from src.engine import EngineSettings, evaluate
+from src.backends.session import ModelSession, SessionOptions, Sessions
+from src.evaluation.engine import EngineSettings, evaluate
+from src.registry import ModelSpec, load_config
 from src.tasks import get_task
-from src.tasks.data import resolve_source
-from src.units import ModelSession
+from src.tasks.sources import resolve_source
+from src.tasks.splits import load_task_data
+
+
+def _open(config, key: str, concurrency: int, adapter: str | None = None) -> ModelSession:
+    """The model's session as a runner opens it, without the DSPy cache."""
+    return Sessions(config, SessionOptions(adapter=adapter, concurrency=concurrency, cache=False)).session(key)
+
+
+def _server_v1(session: ModelSession) -> str:
+    """The OpenAI-protocol base URL the session's requests go to (the embedded engine keeps its own)."""
+    engine = getattr(session.lm, "_engine_spec", None)
+    return f"{engine.url}/v1" if hasattr(engine, "url") else session.lm.kwargs["api_base"]
 
 
 def _examples(config, n: int):
     task = get_task("analysis", config)
-    data = task.load(resolve_source("builtin", config, announce=False))
+    data = load_task_data(task, resolve_source("builtin", config, announce=False))
     pool = (data.eval + data.train)
     return task, [pool[i % len(pool)] for i in range(n)]
 
@@ -79,7 +91,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 def _capture_requests(config, session: ModelSession, task, examples) -> list[bytes]:
     """The exact HTTP bodies the engine sends for these examples, recorded through a forwarding proxy."""
-    _Recorder.upstream = session.lm.kwargs["api_base"]
+    _Recorder.upstream = _server_v1(session)
     _Recorder.bodies = []
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     proxy.daemon_threads = True
@@ -87,7 +99,7 @@ def _capture_requests(config, session: ModelSession, task, examples) -> list[byt
     spec = ModelSpec("recorder", "openai_compatible", "smollm2-135m", "local", schema_decoding=True,
                      api_base=f"http://127.0.0.1:{proxy.server_port}/v1", max_tokens=session.spec.max_tokens,
                      default_adapter=session.adapter_name)
-    rec = ModelSession.open("recorder", config.with_model(spec), concurrency=1, cache=False)
+    rec = _open(config.with_model(spec), "recorder", 1)
     _run_engine(rec, task, examples, 1)
     proxy.shutdown()
     if len(_Recorder.bodies) != len(examples):
@@ -109,10 +121,10 @@ def _run_raw(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, in
 
 
 def overhead(config, n: int, concurrency: int, rounds: int) -> float:
-    session = ModelSession.open("smollm2-135m", config, concurrency=concurrency, cache=False)
+    session = _open(config, "smollm2-135m", concurrency)
     task, examples = _examples(config, n)
     _run_engine(session, task, examples[:2], concurrency)  # warm-up: model pages, first-request setup
-    url = f"{session.lm.kwargs['api_base']}/chat/completions"
+    url = f"{_server_v1(session)}/chat/completions"
     bodies = _capture_requests(config, session, task, examples)
     engine_t, raw_t = [], []
     for i in range(rounds):
@@ -167,7 +179,7 @@ def concurrency_speedup(config, n: int, delay_ms: int) -> float:
     task, examples = _examples(config, n)
     times = {}
     for conc in (1, 8):
-        session = ModelSession.open("slow-api", config, adapter="json", concurrency=conc, cache=False)
+        session = _open(config, "slow-api", conc, adapter="json")
         times[conc] = _run_engine(session, task, examples, conc)
     server.shutdown()
     print(f"concurrency: {n} requests to a {delay_ms} ms loopback API: sequential {n / times[1]:.2f} req/s "
@@ -182,7 +194,7 @@ def main() -> None:
     p.add_argument("--delay-ms", type=int, default=300)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
-    config = load_config()
+    config = load_config(Path(__file__).resolve().parents[1])
     x = overhead(config, args.n, args.concurrency, args.rounds)
     y = concurrency_speedup(config, max(args.n, 32), args.delay_ms)
     print(f"harness_vs_raw={x:.3f} speedup_vs_sequential={y:.2f}")
